@@ -1,0 +1,207 @@
+//! Storage engines behind one trait.
+//!
+//! The ingest threads call [`Storage::write`]; the query engine, the live
+//! window backfill and the retention pass read through [`Storage::scan`]
+//! and the catalog methods. Two engines implement the trait: `memory`
+//! (everything in RAM, gone at exit) and the durable on-disk engine. The
+//! integration tests run against both, so they must behave the same.
+
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{
+    ColumnSlice, DataType, Rejection, SeriesId, TagSet, TimeRange, TimestampNs, WriteBatch,
+};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("metric {name:?} not found")]
+    MetricNotFound { name: String },
+
+    #[error("metric {name:?} already exists with data type {existing}")]
+    MetricExists { name: String, existing: DataType },
+
+    #[error("retention policy {name:?} not found; list policies with ListRetentionPolicies")]
+    PolicyNotFound { name: String },
+
+    #[error("storage i/o failed: {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What a client declares when it creates a metric explicitly.
+#[derive(Debug, Clone)]
+pub struct MetricSpec {
+    pub name: String,
+    pub data_type: DataType,
+    pub description: String,
+    pub unit: String,
+    /// Empty means the default policy for the name.
+    pub retention_policy: String,
+}
+
+/// A metric's catalog entry with live counts.
+#[derive(Debug, Clone)]
+pub struct MetricInfo {
+    pub name: String,
+    pub data_type: DataType,
+    pub description: String,
+    pub unit: String,
+    pub retention_policy: String,
+    pub created_ns: TimestampNs,
+    pub last_updated_ns: TimestampNs,
+    pub point_count: u64,
+    pub series_count: u64,
+}
+
+/// A named maximum age for stored points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub name: String,
+    pub max_age: Duration,
+}
+
+/// Counts of what a deletion removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub points_deleted: u64,
+    pub series_deleted: u64,
+}
+
+impl std::ops::AddAssign for DeleteOutcome {
+    fn add_assign(&mut self, other: DeleteOutcome) {
+        self.points_deleted += other.points_deleted;
+        self.series_deleted += other.series_deleted;
+    }
+}
+
+/// Result of applying one batch.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOutcome {
+    pub accepted: u64,
+    /// Points the engine rejected, such as a value kind that does not fit
+    /// the metric's type.
+    pub rejections: Vec<Rejection>,
+    /// Indexes into `WriteBatch::series` of entries rejected as a whole;
+    /// the live aggregator skips them.
+    pub rejected_entries: Vec<usize>,
+}
+
+/// A series of one metric, as listed for a query.
+#[derive(Debug, Clone)]
+pub struct SeriesInfo {
+    pub id: SeriesId,
+    pub tags: Arc<TagSet>,
+}
+
+/// Engine-wide figures for `GetStorageStats`.
+#[derive(Debug, Clone, Default)]
+pub struct StorageStats {
+    pub engine: &'static str,
+    pub points: u64,
+    pub series: u64,
+    pub metrics: u64,
+    pub wal_bytes: u64,
+    pub block_bytes: u64,
+    pub memory_bytes: u64,
+}
+
+/// The default retention policies: name and maximum age.
+pub fn default_retention_policies() -> Vec<RetentionPolicy> {
+    const HOUR: u64 = 3600;
+    const DAY: u64 = 24 * HOUR;
+    [
+        ("high_frequency", DAY),
+        ("medium_frequency", 7 * DAY),
+        ("low_frequency", 30 * DAY),
+        ("archive", 365 * DAY),
+    ]
+    .into_iter()
+    .map(|(name, secs)| RetentionPolicy {
+        name: name.to_owned(),
+        max_age: Duration::from_secs(secs),
+    })
+    .collect()
+}
+
+/// Picks the default policy for a metric name: names containing "error"
+/// or "alert" are kept for a year, "performance" or "duration" for a week,
+/// everything else for 30 days.
+pub fn default_policy_for(metric: &str) -> &'static str {
+    let lower = metric.to_ascii_lowercase();
+    if lower.contains("error") || lower.contains("alert") {
+        "archive"
+    } else if lower.contains("performance") || lower.contains("duration") {
+        "medium_frequency"
+    } else {
+        "low_frequency"
+    }
+}
+
+/// A storage engine.
+///
+/// Ordering contract: within one series, `scan` delivers points in
+/// ascending time order with at most one point per timestamp. When two
+/// writes carry the same series and timestamp, the later write wins.
+///
+/// Durability contract of [`Storage::write`]: when it returns, the points
+/// are visible to every later `scan`. Whether they also survive a crash
+/// depends on the engine: the memory engine keeps nothing across restarts,
+/// and the disk engine documents its modes on its own type.
+pub trait Storage: Send + Sync + 'static {
+    /// Applies a validated batch. A metric that does not exist is created
+    /// with the type inferred from its first value; an entry whose value
+    /// kind does not fit an existing metric's type is rejected as a whole
+    /// and reported per point.
+    fn write(&self, batch: &WriteBatch) -> Result<WriteOutcome, StorageError>;
+
+    /// Creates a metric explicitly. Fails with `MetricExists` if it exists.
+    fn create_metric(&self, spec: MetricSpec) -> Result<MetricInfo, StorageError>;
+
+    fn metric(&self, name: &str) -> Option<MetricInfo>;
+
+    /// Lists metrics sorted by name.
+    fn list_metrics(&self) -> Vec<MetricInfo>;
+
+    /// Deletes a metric with all its series and points.
+    fn delete_metric(&self, name: &str) -> Result<DeleteOutcome, StorageError>;
+
+    /// Adds a retention policy or changes the age of an existing one.
+    fn set_retention_policy(&self, policy: RetentionPolicy) -> Result<(), StorageError>;
+
+    /// Lists the retention policies sorted by name.
+    fn retention_policies(&self) -> Vec<RetentionPolicy>;
+
+    /// Switches a metric to a named, existing policy.
+    fn set_metric_policy(&self, metric: &str, policy: &str) -> Result<(), StorageError>;
+
+    /// Deletes the points of `metric` older than `cutoff_ns`; series left
+    /// with no points are removed.
+    fn delete_before(&self, metric: &str, cutoff_ns: TimestampNs)
+    -> Result<DeleteOutcome, StorageError>;
+
+    /// Lists the series of a metric; empty if the metric does not exist.
+    fn series(&self, metric: &str) -> Vec<SeriesInfo>;
+
+    /// Calls `visit` with the points of one series inside `range`, in
+    /// ascending time order, as one or more runs of parallel time and value
+    /// slices. Returns without calling `visit` if the series is gone.
+    fn scan(
+        &self,
+        metric: &str,
+        series: SeriesId,
+        range: TimeRange,
+        visit: &mut dyn FnMut(&[TimestampNs], ColumnSlice<'_>),
+    ) -> Result<(), StorageError>;
+
+    fn stats(&self) -> StorageStats;
+}
