@@ -63,7 +63,8 @@ impl Limits {
         let mut chars = name.chars();
         let first = chars.next().unwrap_or('_');
         let first_ok = first.is_ascii_alphabetic() || first == '_' || first == ':';
-        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+        let rest_ok =
+            chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
         if !first_ok || !rest_ok {
             return Err(format!(
                 "{field} {} is invalid; a metric name must match [A-Za-z_:][A-Za-z0-9_.:-]*",
@@ -88,7 +89,9 @@ impl Limits {
         }
         for (key, value) in tags {
             if key.is_empty() {
-                return Err(format!("{field} has an empty tag key; tag keys must be non-empty"));
+                return Err(format!(
+                    "{field} has an empty tag key; tag keys must be non-empty"
+                ));
             }
             if key.len() > self.max_tag_key_bytes {
                 return Err(format!(
@@ -180,14 +183,18 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("33 tags"), "{err}");
 
-        let long_value = vec![("k".to_string(), "v".repeat(1025))];
+        let long_value = [("k".to_string(), "v".repeat(1025))];
         let err = limits
             .check_tags("tags", long_value.iter().map(|(k, v)| (k, v)))
             .unwrap_err();
         assert!(err.contains("1025 bytes"), "{err}");
 
-        let empty_key = vec![(String::new(), "v".to_string())];
-        assert!(limits.check_tags("tags", empty_key.iter().map(|(k, v)| (k, v))).is_err());
+        let empty_key = [(String::new(), "v".to_string())];
+        assert!(
+            limits
+                .check_tags("tags", empty_key.iter().map(|(k, v)| (k, v)))
+                .is_err()
+        );
     }
 
     #[test]
