@@ -1,0 +1,5 @@
+//! Client subcommands of the `tidemark` binary.
+
+pub mod filter;
+pub mod input;
+pub mod parse;
