@@ -1,9 +1,19 @@
-//! Client subcommands of the `tidemark` binary.
+//! Client subcommands of the `tidemark` binary: `query`, `aggregate` and `stats`.
+//!
+//! Each command builds its request in a pure function, calls the server
+//! over gRPC, and prints the result as a table, JSON lines or CSV
+//! (`--output`). Errors are returned as `anyhow::Error`s, not printed.
+//! Each message names what failed and suggests the next step.
 
 pub mod filter;
 pub mod input;
 pub mod output;
 pub mod parse;
+
+mod client;
+mod query;
+
+pub use query::{AggregateArgs, QueryArgs, StatsArgs};
 
 /// Options shared by every client subcommand.
 #[derive(clap::Args, Debug, Clone)]
@@ -29,4 +39,105 @@ pub enum OutputFormat {
     Table,
     Json,
     Csv,
+}
+
+/// Client subcommands, flattened into the binary's top-level commands.
+#[derive(clap::Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Print raw points of one or more metrics.
+    Query(QueryArgs),
+    /// Print time-bucketed aggregations of a metric, optionally grouped by
+    /// tags.
+    Aggregate(AggregateArgs),
+    /// Print summary statistics of a metric over a time range.
+    Stats(StatsArgs),
+}
+
+/// Runs one client subcommand against the server at `args.addr`.
+pub async fn run(command: ClientCommand, args: &ClientArgs) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Query(command) => query::run_query(command, args).await,
+        ClientCommand::Aggregate(command) => query::run_aggregate(command, args).await,
+        ClientCommand::Stats(command) => query::run_stats(command, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// A stand-in for the binary's top-level parser, which flattens the
+    /// client options and commands beside its own `serve` command.
+    #[derive(Parser, Debug)]
+    #[command(name = "tidemark")]
+    struct TestCli {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<TestCli, clap::Error> {
+        TestCli::try_parse_from(std::iter::once("tidemark").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        TestCli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_after_subcommand() {
+        let cli = parse(&["query", "cpu", "--output", "json", "--addr", "127.0.0.1:1"]).unwrap();
+        assert_eq!(cli.client.output, OutputFormat::Json);
+        assert_eq!(cli.client.addr, "127.0.0.1:1");
+    }
+
+    #[test]
+    fn relative_times_with_leading_dash() {
+        let cli = parse(&["query", "cpu", "--start", "-1h", "--end", "now"]).unwrap();
+        let ClientCommand::Query(query) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert!(query.range.start.is_some());
+        assert!(query.range.end.is_some());
+    }
+
+    #[test]
+    fn aggregate_requires_one_bucket_width() {
+        let err = parse(&["aggregate", "cpu", "--agg", "mean"]).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{err}"
+        );
+
+        let err = parse(&[
+            "aggregate",
+            "cpu",
+            "--agg",
+            "mean",
+            "--step",
+            "1m",
+            "--granularity",
+            "hour",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{err}"
+        );
+
+        assert!(parse(&["aggregate", "cpu", "--agg", "p99", "--step", "30s"]).is_ok());
+    }
+
+    #[test]
+    fn invalid_filter_reported_by_clap() {
+        let err = parse(&["query", "cpu", "--filter", "host=a"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown field \"host\""), "{text}");
+    }
 }
