@@ -7,6 +7,7 @@ use anyhow::anyhow;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::proto::v1::ingest_service_client::IngestServiceClient;
 use crate::proto::v1::query_service_client::QueryServiceClient;
 
 /// Time allowed for the TCP and HTTP/2 connection to the server.
@@ -27,6 +28,10 @@ pub struct Connection {
 }
 
 impl Connection {
+    pub fn ingest(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
     pub fn query(&self) -> QueryServiceClient<Channel> {
         QueryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES)
     }

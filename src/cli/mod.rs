@@ -1,4 +1,4 @@
-//! Client subcommands of the `tidemark` binary: `query`, `aggregate` and `stats`.
+//! Client subcommands of the `tidemark` binary: `write`, `query`, `aggregate` and `stats`.
 //!
 //! Each command builds its request in a pure function, calls the server
 //! over gRPC, and prints the result as a table, JSON lines or CSV
@@ -12,8 +12,10 @@ pub mod parse;
 
 mod client;
 mod query;
+mod write;
 
 pub use query::{AggregateArgs, QueryArgs, StatsArgs};
+pub use write::WriteArgs;
 
 /// Options shared by every client subcommand.
 #[derive(clap::Args, Debug, Clone)]
@@ -44,6 +46,19 @@ pub enum OutputFormat {
 /// Client subcommands, flattened into the binary's top-level commands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ClientCommand {
+    /// Write points read from stdin as CSV or JSON lines.
+    ///
+    /// CSV starts with a header row such as `metric,time,value,host`.
+    /// Columns other than metric, time and value are tags, and an empty tag
+    /// cell leaves the tag out. CSV values are read as an integer, then a
+    /// float, then true or false, and otherwise as a string. A JSON line
+    /// looks like {"metric":"cpu","time":"2026-12-04T10:00:00Z","value":1.5,"tags":{"host":"a"}}.
+    ///
+    /// A time is integer nanoseconds since the Unix epoch or RFC 3339, and
+    /// a line without one gets the current time. The command fails when any
+    /// line could not be parsed or any point was rejected, and lists the
+    /// first problems with their line numbers.
+    Write(WriteArgs),
     /// Print raw points of one or more metrics.
     Query(QueryArgs),
     /// Print time-bucketed aggregations of a metric, optionally grouped by
@@ -56,6 +71,7 @@ pub enum ClientCommand {
 /// Runs one client subcommand against the server at `args.addr`.
 pub async fn run(command: ClientCommand, args: &ClientArgs) -> anyhow::Result<()> {
     match command {
+        ClientCommand::Write(command) => write::run(command, args).await,
         ClientCommand::Query(command) => query::run_query(command, args).await,
         ClientCommand::Aggregate(command) => query::run_aggregate(command, args).await,
         ClientCommand::Stats(command) => query::run_stats(command, args).await,
