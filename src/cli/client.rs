@@ -8,6 +8,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
+use crate::proto::v1::live_service_client::LiveServiceClient;
 use crate::proto::v1::query_service_client::QueryServiceClient;
 
 /// Time allowed for the TCP and HTTP/2 connection to the server.
@@ -34,6 +35,10 @@ impl Connection {
 
     pub fn query(&self) -> QueryServiceClient<Channel> {
         QueryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    pub fn live(&self) -> LiveServiceClient<Channel> {
+        LiveServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 
     /// Converts a failed call into an error that names the call, the

@@ -1,4 +1,4 @@
-//! Client subcommands of the `tidemark` binary: `write`, `query`, `aggregate` and `stats`.
+//! Client subcommands of the `tidemark` binary: `write`, `query`, `aggregate`, `stats` and `watch`.
 //!
 //! Each command builds its request in a pure function, calls the server
 //! over gRPC, and prints the result as a table, JSON lines or CSV
@@ -12,9 +12,11 @@ pub mod parse;
 
 mod client;
 mod query;
+mod watch;
 mod write;
 
 pub use query::{AggregateArgs, QueryArgs, StatsArgs};
+pub use watch::WatchArgs;
 pub use write::WriteArgs;
 
 /// Options shared by every client subcommand.
@@ -66,6 +68,8 @@ pub enum ClientCommand {
     Aggregate(AggregateArgs),
     /// Print summary statistics of a metric over a time range.
     Stats(StatsArgs),
+    /// Print live aggregation windows of a metric until Ctrl-C.
+    Watch(WatchArgs),
 }
 
 /// Runs one client subcommand against the server at `args.addr`.
@@ -75,6 +79,7 @@ pub async fn run(command: ClientCommand, args: &ClientArgs) -> anyhow::Result<()
         ClientCommand::Query(command) => query::run_query(command, args).await,
         ClientCommand::Aggregate(command) => query::run_aggregate(command, args).await,
         ClientCommand::Stats(command) => query::run_stats(command, args).await,
+        ClientCommand::Watch(command) => watch::run(command, args).await,
     }
 }
 
@@ -155,5 +160,18 @@ mod tests {
         let err = parse(&["query", "cpu", "--filter", "host=a"]).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("unknown field \"host\""), "{text}");
+    }
+
+    #[test]
+    fn watch_parses_durations() {
+        let cli = parse(&[
+            "watch", "cpu", "--window", "10s", "--slide", "5s", "--agg", "mean", "--emit", "update",
+        ])
+        .unwrap();
+        let ClientCommand::Watch(watch) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert_eq!(watch.window, std::time::Duration::from_secs(10));
+        assert_eq!(watch.slide, Some(std::time::Duration::from_secs(5)));
     }
 }
