@@ -7,6 +7,7 @@ use anyhow::anyhow;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::proto::v1::admin_service_client::AdminServiceClient;
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
 use crate::proto::v1::live_service_client::LiveServiceClient;
 use crate::proto::v1::query_service_client::QueryServiceClient;
@@ -39,6 +40,10 @@ impl Connection {
 
     pub fn live(&self) -> LiveServiceClient<Channel> {
         LiveServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 
     /// Converts a failed call into an error that names the call, the

@@ -1,4 +1,5 @@
-//! Client subcommands of the `tidemark` binary: `write`, `query`, `aggregate`, `stats` and `watch`.
+//! Client subcommands of the `tidemark` binary: `write`, `query`,
+//! `aggregate`, `stats`, `watch` and `metrics`.
 //!
 //! Each command builds its request in a pure function, calls the server
 //! over gRPC, and prints the result as a table, JSON lines or CSV
@@ -11,10 +12,12 @@ pub mod output;
 pub mod parse;
 
 mod client;
+mod metrics;
 mod query;
 mod watch;
 mod write;
 
+pub use metrics::{MetricsArgs, MetricsCommand};
 pub use query::{AggregateArgs, QueryArgs, StatsArgs};
 pub use watch::WatchArgs;
 pub use write::WriteArgs;
@@ -70,6 +73,8 @@ pub enum ClientCommand {
     Stats(StatsArgs),
     /// Print live aggregation windows of a metric until Ctrl-C.
     Watch(WatchArgs),
+    /// List, show, create and delete metrics, and manage retention.
+    Metrics(MetricsArgs),
 }
 
 /// Runs one client subcommand against the server at `args.addr`.
@@ -80,6 +85,7 @@ pub async fn run(command: ClientCommand, args: &ClientArgs) -> anyhow::Result<()
         ClientCommand::Aggregate(command) => query::run_aggregate(command, args).await,
         ClientCommand::Stats(command) => query::run_stats(command, args).await,
         ClientCommand::Watch(command) => watch::run(command, args).await,
+        ClientCommand::Metrics(command) => metrics::run(command, args).await,
     }
 }
 
@@ -160,6 +166,38 @@ mod tests {
         let err = parse(&["query", "cpu", "--filter", "host=a"]).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("unknown field \"host\""), "{text}");
+    }
+
+    #[test]
+    fn metrics_subcommands_parse() {
+        let commands: &[&[&str]] = &[
+            &["metrics", "list"],
+            &["metrics", "list", "--prefix", "cpu"],
+            &["metrics", "get", "cpu"],
+            &["metrics", "delete", "cpu"],
+            &["metrics", "create", "cpu", "--type", "float", "--unit", "%"],
+            &["metrics", "retention", "list"],
+            &[
+                "metrics",
+                "retention",
+                "set",
+                "short",
+                "7d",
+                "--metric",
+                "a",
+                "--metric",
+                "b",
+            ],
+            &["metrics", "retention", "apply"],
+            &["metrics", "storage"],
+        ];
+        for args in commands {
+            assert!(
+                parse(args).is_ok(),
+                "args {args:?}: {:?}",
+                parse(args).err()
+            );
+        }
     }
 
     #[test]
