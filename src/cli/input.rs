@@ -116,10 +116,7 @@ impl CsvHeader {
             ));
         }
 
-        let metric_cell = self
-            .metric
-            .map(|column| cells[column].as_str())
-            .unwrap_or("");
+        let metric_cell = self.metric.map(|column| cells[column].trim()).unwrap_or("");
         let metric = match (metric_cell, &defaults.metric) {
             ("", Some(default)) => default.clone(),
             ("", None) => {
@@ -380,6 +377,9 @@ pub struct PointParser {
     format: Option<InputFormat>,
     header: Option<CsvHeader>,
     defaults: PointDefaults,
+    /// Set after the first line, the only line that may start with a byte
+    /// order mark.
+    started: bool,
 }
 
 /// Outcome of one input line.
@@ -398,6 +398,7 @@ impl PointParser {
             format,
             header: None,
             defaults,
+            started: false,
         }
     }
 
@@ -410,6 +411,14 @@ impl PointParser {
     /// Parses the next line. Returns `Err` when the input as a whole
     /// cannot be read, as for a CSV header without a value column.
     pub fn parse_line(&mut self, line: &str) -> Result<ParsedLine, String> {
+        // Spreadsheet programs often start a CSV export with a byte order mark.
+        let line = if self.started {
+            line
+        } else {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        };
+        self.started = true;
+
         if line.trim().is_empty() {
             return Ok(ParsedLine::Skipped);
         }
@@ -722,6 +731,20 @@ mod tests {
         let mut parser = PointParser::new(Some(InputFormat::Jsonl), defaults(None));
         let parsed = parser.parse_line("metric,value").unwrap();
         assert!(matches!(parsed, ParsedLine::Invalid(_)), "{parsed:?}");
+    }
+
+    #[test]
+    fn parser_skips_byte_order_mark() {
+        let mut parser = PointParser::new(None, defaults(None));
+        assert_eq!(
+            parser.parse_line("\u{feff}metric,value"),
+            Ok(ParsedLine::Skipped)
+        );
+        let parsed = parser.parse_line(" cpu ,1").unwrap();
+        assert!(
+            matches!(parsed, ParsedLine::Point(ref p) if p.metric == "cpu"),
+            "{parsed:?}"
+        );
     }
 
     #[test]
