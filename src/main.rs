@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use tidemark::cli::serve::{self, ServeArgs};
+use tidemark::cli::{self, ClientArgs, ClientCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,6 +15,9 @@ use tidemark::cli::serve::{self, ServeArgs};
     about = "A metrics server for workflow runners and their dashboards"
 )]
 struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -22,10 +26,13 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let parsed = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,8 +45,9 @@ fn main() -> ExitCode {
     };
 
     let result = runtime.block_on(async {
-        match cli.command {
+        match parsed.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Client(command) => cli::run(command, &parsed.client).await,
         }
     });
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::parse::parse_duration;
 use crate::ingest::IngestConfig;
 use crate::live::LiveConfig;
 use crate::model::limits::Limits;
@@ -19,11 +20,6 @@ use crate::storage::memory::MemoryStorage;
 pub enum StorageKind {
     /// Everything in RAM; nothing survives a restart.
     Memory,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("invalid duration {text:?} ({e}); use forms like 500ms, 10s, 5m, 1h"))
 }
 
 /// Flags of `tidemark serve`. Each can also be set through the
