@@ -1,4 +1,5 @@
 //! tidemark: a metrics server for workflow runners and their dashboards.
+pub mod aggregate;
 pub mod clock;
 pub mod model;
 pub mod proto;
