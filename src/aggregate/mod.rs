@@ -11,6 +11,7 @@
 //! bring the points and own the state.
 
 pub mod bucket;
+pub mod fill;
 mod increase;
 mod moments;
 mod quantile;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use crate::model::{ColumnSlice, SeriesId, ValueRef};
 
 pub use bucket::{Bucketer, Granularity};
+pub use fill::{FillMode, FilledBucket, fill};
 pub use quantile::percentile_exact;
 pub use sketch::{QuantileSketch, SKETCH_RELATIVE_ACCURACY};
 
