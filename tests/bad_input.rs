@@ -130,11 +130,18 @@ async fn extreme_timestamps_accepted() {
         &server,
         vec![
             double_point("edge", i64::MIN, 1.0, &[]),
-            double_point("edge", i64::MAX, 2.0, &[]),
+            double_point("edge", i64::MAX - 1, 2.0, &[]),
+            double_point("edge", i64::MAX, 3.0, &[]),
         ],
     )
     .await;
     assert_eq!(response.accepted, 2);
+    assert_eq!(response.errors[0].index, 2);
+    assert!(
+        response.errors[0].reason.contains("9223372036854775806"),
+        "{}",
+        response.errors[0].reason
+    );
 
     let result = server
         .query()

@@ -44,6 +44,16 @@ impl Cell {
         value.map_or(Cell::Empty, Cell::Float)
     }
 
+    /// Cell of one aggregation result: the number, or the text of FIRST
+    /// and LAST over strings, or empty when the result has no value.
+    pub fn aggregate_value(value: Option<&crate::proto::v1::AggregateValue>) -> Cell {
+        match value {
+            Some(v) if v.value.is_some() => Cell::optional_float(v.value),
+            Some(v) => v.text.clone().map_or(Cell::Empty, Cell::Text),
+            None => Cell::Empty,
+        }
+    }
+
     /// Text of the cell for a table or CSV.
     pub fn to_text(&self) -> String {
         match self {

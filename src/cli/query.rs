@@ -373,8 +373,7 @@ pub fn aggregate_table(
                 Cell::UInt(bucket.count),
             ];
             for index in 0..labels.len() {
-                let value = bucket.values.get(index).and_then(|v| v.value);
-                row.push(Cell::optional_float(value));
+                row.push(Cell::aggregate_value(bucket.values.get(index)));
             }
             table.push(row);
         }
@@ -645,8 +644,14 @@ mod tests {
                     end_unix_nano: 1_796_378_430_000_000_000,
                     count: 3,
                     values: vec![
-                        AggregateValue { value: Some(2.5) },
-                        AggregateValue { value: None },
+                        AggregateValue {
+                            value: Some(2.5),
+                            text: None,
+                        },
+                        AggregateValue {
+                            value: None,
+                            text: None,
+                        },
                     ],
                 }],
             }],

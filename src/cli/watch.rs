@@ -140,9 +140,7 @@ pub fn window_row(window: &Window, aggregation_count: usize) -> Vec<Cell> {
         Cell::UInt(window.count),
     ];
     for index in 0..aggregation_count {
-        row.push(Cell::optional_float(
-            window.values.get(index).and_then(|v| v.value),
-        ));
+        row.push(Cell::aggregate_value(window.values.get(index)));
     }
     row.push(Cell::UInt(u64::from(window.revision)));
     row
@@ -360,7 +358,10 @@ mod tests {
             end_unix_nano: 1_796_378_410_000_000_000,
             group: HashMap::from([("host".to_owned(), "a".to_owned())]),
             count: 7,
-            values: vec![AggregateValue { value: Some(1.25) }],
+            values: vec![AggregateValue {
+                value: Some(1.25),
+                text: None,
+            }],
             state: WindowState::Revision as i32,
             revision: 2,
         };

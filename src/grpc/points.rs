@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::model::limits::{Limits, check_double_value};
+use crate::model::limits::{Limits, check_double_value, check_timestamp};
 use crate::model::{Column, Rejection, SeriesWrite, TagSet, WriteBatch};
 use crate::proto::v1::{Point, SeriesPoints, point};
 
@@ -58,6 +58,9 @@ fn decode_point(point: Point, index: u64, limits: &Limits, decoded: &mut Decoded
         return reject(decoded, index, reason);
     }
     if let Err(reason) = limits.check_tags("tags", point.tags.iter()) {
+        return reject(decoded, index, reason);
+    }
+    if let Err(reason) = check_timestamp("time_unix_nano", point.time_unix_nano) {
         return reject(decoded, index, reason);
     }
 
@@ -216,6 +219,15 @@ fn decode_series(
         let strings = entry.string_values.into_iter().map(Arc::from).collect();
         (Column::Str(strings), invalid)
     };
+
+    let mut invalid = invalid;
+    for (i, &time_ns) in times_ns.iter().enumerate() {
+        if let Err(reason) = check_timestamp(&format!("series.times_unix_nano[{i}]"), time_ns) {
+            invalid.push((i, reason));
+        }
+    }
+    invalid.sort_by_key(|(i, _)| *i);
+    invalid.dedup_by_key(|(i, _)| *i);
 
     if invalid.is_empty() {
         decoded.batch.series.push(SeriesWrite {

@@ -126,6 +126,20 @@ impl Limits {
     }
 }
 
+/// Largest accepted timestamp. Ranges are half-open with an int64 end,
+/// so a point at `i64::MAX` could never be inside a query range.
+pub const MAX_TIMESTAMP_NS: i64 = i64::MAX - 1;
+
+/// Checks that a timestamp can be queried: it must be below `i64::MAX`.
+pub fn check_timestamp(field: &str, time_ns: i64) -> Result<(), String> {
+    if time_ns > MAX_TIMESTAMP_NS {
+        return Err(format!(
+            "{field} {time_ns} is out of range; the maximum is {MAX_TIMESTAMP_NS} because query ranges end before i64::MAX"
+        ));
+    }
+    Ok(())
+}
+
 /// Rejects NaN, which has no place in ordered aggregations. Infinities are
 /// allowed and follow IEEE arithmetic.
 pub fn check_double_value(field: &str, value: f64) -> Result<(), String> {
