@@ -147,8 +147,10 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).with_context(|| {
         format!("invalid --log-level {filter:?}; use a level such as info or debug")
     })?;
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init()
         .map_err(|e| anyhow::anyhow!("failed to set up logging: {e}"))
