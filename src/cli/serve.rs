@@ -42,7 +42,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_INGEST_THREADS", default_value_t = 2)]
     pub ingest_threads: usize,
 
-    /// Batches the ingest queue holds before writers wait.
+    /// Capacity of the ingest queue in batches; writers wait when it is full.
     #[arg(long, env = "TIDEMARK_INGEST_QUEUE", default_value_t = 64)]
     pub ingest_queue: usize,
 
@@ -82,7 +82,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
 
-    /// Updates a live subscriber's queue holds before the oldest is dropped.
+    /// Capacity of each live subscriber queue; when full, the oldest update is dropped.
     #[arg(long, env = "TIDEMARK_SUBSCRIBER_QUEUE", default_value_t = 1024)]
     pub subscriber_queue: usize,
 
