@@ -42,8 +42,12 @@ pub fn apply_retention_at(
             );
             continue;
         };
-        let max_age_ns = i64::try_from(policy.max_age.as_nanos()).unwrap_or(i64::MAX);
-        let cutoff_ns = now_ns.saturating_sub(max_age_ns);
+        // In i128 because a policy may be longer than the 292 years an i64
+        // of nanoseconds spans; then nothing of this metric can expire.
+        let cutoff_ns = i128::from(now_ns) - policy.max_age.as_nanos() as i128;
+        let Ok(cutoff_ns) = i64::try_from(cutoff_ns) else {
+            continue;
+        };
         match storage.delete_before(&metric.name, cutoff_ns) {
             Ok(deleted) => outcome.deleted += deleted,
             // Deleted by a client while the pass ran.
@@ -135,6 +139,28 @@ mod tests {
         assert_eq!(storage.metric("step_duration").unwrap().point_count, 1);
         assert_eq!(storage.metric("throughput").unwrap().point_count, 1);
         assert_eq!(outcome.deleted.points_deleted, 2);
+    }
+
+    #[test]
+    fn policy_longer_than_i64_range_deletes_nothing() {
+        let storage = MemoryStorage::new();
+        write(
+            &storage,
+            "ancient",
+            vec![i64::MIN, -7_500_000_000_000_000_000],
+        );
+        storage
+            .set_retention_policy(crate::storage::RetentionPolicy {
+                name: "forever".into(),
+                max_age: std::time::Duration::from_secs(1000 * 365 * 24 * 3600),
+            })
+            .unwrap();
+        storage.set_metric_policy("ancient", "forever").unwrap();
+
+        let outcome = apply_retention_at(&storage, 1_700_000_000_000_000_000).unwrap();
+
+        assert_eq!(outcome.deleted.points_deleted, 0);
+        assert_eq!(storage.metric("ancient").unwrap().point_count, 2);
     }
 
     #[test]
