@@ -180,13 +180,13 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("33 tags"), "{err}");
 
-        let long_value = vec![("k".to_string(), "v".repeat(1025))];
+        let long_value = [("k".to_string(), "v".repeat(1025))];
         let err = limits
             .check_tags("tags", long_value.iter().map(|(k, v)| (k, v)))
             .unwrap_err();
         assert!(err.contains("1025 bytes"), "{err}");
 
-        let empty_key = vec![(String::new(), "v".to_string())];
+        let empty_key = [(String::new(), "v".to_string())];
         assert!(limits.check_tags("tags", empty_key.iter().map(|(k, v)| (k, v))).is_err());
     }
 
