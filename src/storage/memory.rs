@@ -125,6 +125,12 @@ impl SeriesData {
         self.sorted = true;
     }
 
+    /// Returns every point. The caller has normalized.
+    pub fn as_slices(&self) -> (&[TimestampNs], ColumnSlice<'_>) {
+        debug_assert!(self.sorted);
+        (&self.times_ns, self.values.as_slice())
+    }
+
     /// Returns the points inside `range`. The caller has normalized.
     pub fn range_slices(&self, range: TimeRange) -> (&[TimestampNs], ColumnSlice<'_>) {
         debug_assert!(self.sorted);
