@@ -7,7 +7,8 @@
 //! 8 little-endian bytes, then the kind's payload. Strings are
 //! length-prefixed UTF-8. A write payload holds, per series entry, the
 //! metric name, the tags, a value-kind byte, the point count, the times
-//! as zigzag varint deltas and the values (doubles as 8 raw bytes,
+//! as zigzag varints of their delta-of-delta (a regular series costs one
+//! byte per point) and the values (doubles as 8 raw bytes,
 //! integers as zigzag varints, bools bit-packed, strings length-prefixed).
 //! Encoding writes straight into the caller's buffer and allocates
 //! nothing per point.
@@ -150,10 +151,13 @@ fn encode_entry(entry: &SeriesWrite, out: &mut Vec<u8>) {
     }
     out.push(value_kind_code(entry.values.kind()));
     put_u64(out, entry.times_ns.len() as u64);
-    let mut previous = 0i64;
+    let mut previous_time = 0i64;
+    let mut previous_delta = 0i64;
     for &time in &entry.times_ns {
-        put_i64(out, time.wrapping_sub(previous));
-        previous = time;
+        let delta = time.wrapping_sub(previous_time);
+        put_i64(out, delta.wrapping_sub(previous_delta));
+        previous_time = time;
+        previous_delta = delta;
     }
     match &entry.values {
         Column::F64(values) => {
@@ -332,10 +336,12 @@ fn decode_entry(reader: &mut ByteReader<'_>) -> Result<SeriesWrite, CodecError> 
     }
     let count = count as usize;
     let mut times_ns = Vec::with_capacity(count);
-    let mut previous = 0i64;
+    let mut time = 0i64;
+    let mut delta = 0i64;
     for _ in 0..count {
-        previous = previous.wrapping_add(reader.varint_i64("time delta")?);
-        times_ns.push(previous);
+        delta = delta.wrapping_add(reader.varint_i64("time delta of delta")?);
+        time = time.wrapping_add(delta);
+        times_ns.push(time);
     }
     let values = match kind {
         ValueKind::F64 => {

@@ -48,6 +48,9 @@ pub enum ValueEncoding {
     BitPacked = 5,
     /// Strings through a dictionary.
     Dictionary = 6,
+    /// Doubles as 8 little-endian bytes each, for data that the Gorilla
+    /// encoding would enlarge.
+    RawF64 = 7,
 }
 
 impl ValueEncoding {
@@ -59,6 +62,7 @@ impl ValueEncoding {
             4 => ValueEncoding::PackedDeltas,
             5 => ValueEncoding::BitPacked,
             6 => ValueEncoding::Dictionary,
+            7 => ValueEncoding::RawF64,
             other => {
                 return Err(CodecError::Invalid {
                     what: "value encoding",
@@ -70,7 +74,9 @@ impl ValueEncoding {
 
     fn kind(self) -> ValueKind {
         match self {
-            ValueEncoding::Gorilla | ValueEncoding::Decimal => ValueKind::F64,
+            ValueEncoding::Gorilla | ValueEncoding::Decimal | ValueEncoding::RawF64 => {
+                ValueKind::F64
+            }
             ValueEncoding::VarintDeltas | ValueEncoding::PackedDeltas => ValueKind::I64,
             ValueEncoding::BitPacked => ValueKind::Bool,
             ValueEncoding::Dictionary => ValueKind::Str,
@@ -151,8 +157,8 @@ fn encode_values(values: ColumnSlice<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// Writes doubles in the decimal encoding when every value is an exact
-/// decimal and that is smaller, otherwise in the Gorilla encoding.
+/// Writes doubles in the smallest of three encodings: decimal when every
+/// value is an exact decimal, Gorilla, or raw bytes.
 fn encode_floats(values: &[f64], out: &mut Vec<u8>) {
     let mut gorilla_bytes = Vec::new();
     gorilla::encode(values, &mut gorilla_bytes);
@@ -164,6 +170,14 @@ fn encode_floats(values: &[f64], out: &mut Vec<u8>) {
             out.extend_from_slice(&decimal_bytes);
             return;
         }
+    }
+    if gorilla_bytes.len() > values.len() * 8 {
+        out.push(ValueEncoding::RawF64 as u8);
+        out.reserve(values.len() * 8);
+        for value in values {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        return;
     }
     out.push(ValueEncoding::Gorilla as u8);
     out.extend_from_slice(&gorilla_bytes);
@@ -211,6 +225,19 @@ fn decode_values(encoding: ValueEncoding, data: &[u8], count: usize) -> Result<C
             let rest = reader.bytes(reader.remaining(), "decimal values")?;
             let scaled = ints::decode_packed_deltas(rest, count)?;
             Column::F64(scaled.into_iter().map(|n| n as f64 / power).collect())
+        }
+        ValueEncoding::RawF64 => {
+            if data.len() != count * 8 {
+                return Err(CodecError::Invalid {
+                    what: "raw float column",
+                    detail: format!("{} bytes for {count} values", data.len()),
+                });
+            }
+            Column::F64(
+                data.chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect(),
+            )
         }
         ValueEncoding::VarintDeltas => Column::I64(ints::decode_varint_deltas(data, count)?),
         ValueEncoding::PackedDeltas => Column::I64(ints::decode_packed_deltas(data, count)?),
@@ -353,6 +380,21 @@ mod tests {
             out.len() < 1000,
             "{} bytes for 1000 one-digit decimals",
             out.len()
+        );
+    }
+
+    #[test]
+    fn incompressible_doubles_are_stored_raw() {
+        let values: Vec<f64> = (0..100u64)
+            .map(|i| f64::from_bits(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 2))
+            .collect();
+        let mut out = Vec::new();
+        encode_values(ColumnSlice::F64(&values), &mut out);
+        assert_eq!(out[0], ValueEncoding::RawF64 as u8);
+        assert_eq!(out.len(), 1 + 800);
+        assert_eq!(
+            decode_values(ValueEncoding::RawF64, &out[1..], 100).unwrap(),
+            Column::F64(values)
         );
     }
 
