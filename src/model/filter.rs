@@ -99,7 +99,9 @@ impl Filter {
             ));
         }
 
-        if matches!(op, Operator::Exists | Operator::NotExists) && !matches!(field, FilterField::Tag(_)) {
+        if matches!(op, Operator::Exists | Operator::NotExists)
+            && !matches!(field, FilterField::Tag(_))
+        {
             return Err(format!(
                 "filter operator {op:?} applies only to tags.<key> fields, not to {field:?}"
             ));
@@ -109,7 +111,9 @@ impl Filter {
             if let Operand::F64(v) = operand
                 && v.is_nan()
             {
-                return Err(format!("filter on {field:?} has a NaN value; NaN is not comparable"));
+                return Err(format!(
+                    "filter on {field:?} has a NaN value; NaN is not comparable"
+                ));
             }
             match (&field, operand) {
                 (FilterField::Time, Operand::Str(_) | Operand::F64(_) | Operand::Bool(_)) => {
@@ -134,17 +138,23 @@ impl Filter {
         match op {
             Operator::Regex => {
                 let Operand::Str(pattern) = &operands[0] else {
-                    return Err(format!("filter on {field:?} with REGEX needs a string pattern"));
+                    return Err(format!(
+                        "filter on {field:?} with REGEX needs a string pattern"
+                    ));
                 };
                 let compiled = regex::RegexBuilder::new(pattern)
                     .size_limit(MAX_REGEX_SIZE_BYTES)
                     .build()
-                    .map_err(|e| format!("filter on {field:?} has an invalid regex {pattern:?}: {e}"))?;
+                    .map_err(|e| {
+                        format!("filter on {field:?} has an invalid regex {pattern:?}: {e}")
+                    })?;
                 regex = Some(compiled);
             }
             Operator::Like => {
                 let Operand::Str(needle) = &operands[0] else {
-                    return Err(format!("filter on {field:?} with LIKE needs a string value"));
+                    return Err(format!(
+                        "filter on {field:?} with LIKE needs a string value"
+                    ));
                 };
                 like_needle = Some(needle.to_lowercase());
             }
@@ -359,17 +369,47 @@ mod tests {
     #[test]
     fn value_filter_table() {
         let cases: Vec<(Operator, Vec<Operand>, ValueRef, bool)> = vec![
-            (Operator::Gt, vec![Operand::F64(1.5)], ValueRef::F64(2.0), true),
+            (
+                Operator::Gt,
+                vec![Operand::F64(1.5)],
+                ValueRef::F64(2.0),
+                true,
+            ),
             (Operator::Gt, vec![Operand::I64(2)], ValueRef::I64(2), false),
             (Operator::Gte, vec![Operand::I64(2)], ValueRef::I64(2), true),
-            (Operator::Eq, vec![Operand::Bool(true)], ValueRef::Bool(true), true),
-            (Operator::Eq, vec![Operand::F64(1.0)], ValueRef::Bool(true), true),
-            (Operator::Lt, vec![Operand::F64(0.0)], ValueRef::F64(f64::NEG_INFINITY), true),
+            (
+                Operator::Eq,
+                vec![Operand::Bool(true)],
+                ValueRef::Bool(true),
+                true,
+            ),
+            (
+                Operator::Eq,
+                vec![Operand::F64(1.0)],
+                ValueRef::Bool(true),
+                true,
+            ),
+            (
+                Operator::Lt,
+                vec![Operand::F64(0.0)],
+                ValueRef::F64(f64::NEG_INFINITY),
+                true,
+            ),
             (Operator::Eq, vec![s("ok")], ValueRef::Str("ok"), true),
             (Operator::Eq, vec![s("1")], ValueRef::F64(1.0), false),
             (Operator::Ne, vec![s("1")], ValueRef::F64(1.0), true),
-            (Operator::Like, vec![s("ERR")], ValueRef::Str("an error"), true),
-            (Operator::In, vec![Operand::I64(1), Operand::I64(3)], ValueRef::I64(3), true),
+            (
+                Operator::Like,
+                vec![s("ERR")],
+                ValueRef::Str("an error"),
+                true,
+            ),
+            (
+                Operator::In,
+                vec![Operand::I64(1), Operand::I64(3)],
+                ValueRef::I64(3),
+                true,
+            ),
         ];
         for (op, operands, value, expected) in cases {
             let filter = Filter::new("value", op, operands.clone()).unwrap();

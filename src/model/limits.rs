@@ -63,7 +63,8 @@ impl Limits {
         let mut chars = name.chars();
         let first = chars.next().unwrap_or('_');
         let first_ok = first.is_ascii_alphabetic() || first == '_' || first == ':';
-        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+        let rest_ok =
+            chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
         if !first_ok || !rest_ok {
             return Err(format!(
                 "{field} {} is invalid; a metric name must match [A-Za-z_:][A-Za-z0-9_.:-]*",
@@ -88,7 +89,9 @@ impl Limits {
         }
         for (key, value) in tags {
             if key.is_empty() {
-                return Err(format!("{field} has an empty tag key; tag keys must be non-empty"));
+                return Err(format!(
+                    "{field} has an empty tag key; tag keys must be non-empty"
+                ));
             }
             if key.len() > self.max_tag_key_bytes {
                 return Err(format!(
@@ -121,6 +124,20 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// Largest accepted timestamp. Ranges are half-open with an int64 end,
+/// so a point at `i64::MAX` could never be inside a query range.
+pub const MAX_TIMESTAMP_NS: i64 = i64::MAX - 1;
+
+/// Checks that a timestamp can be queried: it must be below `i64::MAX`.
+pub fn check_timestamp(field: &str, time_ns: i64) -> Result<(), String> {
+    if time_ns > MAX_TIMESTAMP_NS {
+        return Err(format!(
+            "{field} {time_ns} is out of range; the maximum is {MAX_TIMESTAMP_NS} because query ranges end before i64::MAX"
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects NaN, which has no place in ordered aggregations. Infinities are
@@ -187,7 +204,11 @@ mod tests {
         assert!(err.contains("1025 bytes"), "{err}");
 
         let empty_key = [(String::new(), "v".to_string())];
-        assert!(limits.check_tags("tags", empty_key.iter().map(|(k, v)| (k, v))).is_err());
+        assert!(
+            limits
+                .check_tags("tags", empty_key.iter().map(|(k, v)| (k, v)))
+                .is_err()
+        );
     }
 
     #[test]

@@ -277,11 +277,23 @@ impl Column {
         }
     }
 
+    /// Splits the column at `at`, keeping `[0, at)` and returning the rest.
+    pub fn split_off(&mut self, at: usize) -> Column {
+        match self {
+            Column::F64(v) => Column::F64(v.split_off(at)),
+            Column::I64(v) => Column::I64(v.split_off(at)),
+            Column::Bool(v) => Column::Bool(v.split_off(at)),
+            Column::Str(v) => Column::Str(v.split_off(at)),
+        }
+    }
+
     /// Converts an integer column to doubles; other columns are returned
     /// unchanged.
     pub fn into_kind(self, kind: ValueKind) -> Column {
         match (self, kind) {
-            (Column::I64(v), ValueKind::F64) => Column::F64(v.into_iter().map(|x| x as f64).collect()),
+            (Column::I64(v), ValueKind::F64) => {
+                Column::F64(v.into_iter().map(|x| x as f64).collect())
+            }
             (column, _) => column,
         }
     }

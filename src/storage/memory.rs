@@ -24,14 +24,12 @@ use crate::model::{
     TimestampNs, ValueKind,
 };
 
-/// Points of one series. `times_ns` is sorted and free of duplicates
-/// unless `sorted` is false, which happens after an out-of-order write;
-/// readers sort it back before they look.
+/// Points of one series: `times_ns` is sorted ascending with one point
+/// per timestamp, and `values` is parallel to it.
 #[derive(Debug)]
 pub struct SeriesData {
     times_ns: Vec<TimestampNs>,
     values: Column,
-    sorted: bool,
 }
 
 impl SeriesData {
@@ -39,7 +37,6 @@ impl SeriesData {
         SeriesData {
             times_ns: Vec::new(),
             values: Column::empty(kind),
-            sorted: true,
         }
     }
 
@@ -51,97 +48,102 @@ impl SeriesData {
         self.times_ns.is_empty()
     }
 
-    pub fn is_sorted(&self) -> bool {
-        self.sorted
-    }
-
-    /// Appends points. In-order points are appended in place, and a point
-    /// with the same timestamp as the last one replaces it. Anything else
-    /// is appended and sorted out by the next [`SeriesData::normalize`].
+    /// Appends points in any order. When a timestamp repeats, the point
+    /// written last wins, both within `times_ns` and against stored
+    /// points. A run that is ascending and after every stored point is
+    /// copied in bulk; anything else is sorted and merged into the stored
+    /// tail it overlaps.
     pub fn append(&mut self, times_ns: &[TimestampNs], values: ColumnSlice<'_>) {
-        for (i, &time_ns) in times_ns.iter().enumerate() {
-            let value = values.get(i);
-            match self.times_ns.last() {
-                Some(&last) if self.sorted && time_ns == last => {
-                    let at = self.times_ns.len() - 1;
-                    self.replace_value(at, value);
+        if times_ns.is_empty() {
+            return;
+        }
+        let ascending = times_ns.windows(2).all(|w| w[0] < w[1]);
+        let after_last = self.times_ns.last().is_none_or(|&last| times_ns[0] > last);
+        if ascending && after_last {
+            self.extend_sorted(times_ns, values);
+            return;
+        }
+
+        // Sort the run by time; a stable sort keeps write order among equal
+        // timestamps, and the last of each group wins.
+        let mut order: Vec<usize> = (0..times_ns.len()).collect();
+        if !ascending {
+            order.sort_by_key(|&i| times_ns[i]);
+        }
+        order.dedup_by(|later, earlier| {
+            if times_ns[*later] == times_ns[*earlier] {
+                *earlier = *later;
+                true
+            } else {
+                false
+            }
+        });
+
+        // Only the stored points at or after the run's first time need
+        // merging.
+        let split = self.times_ns.partition_point(|&t| t < times_ns[order[0]]);
+        let old_times = self.times_ns.split_off(split);
+        let old_values = self.values.split_off(split);
+
+        let mut old = 0;
+        let mut new = 0;
+        while old < old_times.len() || new < order.len() {
+            let take_new = match (old_times.get(old), order.get(new)) {
+                (Some(&old_time), Some(&i)) => times_ns[i] <= old_time,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if take_new {
+                let i = order[new];
+                if old_times.get(old) == Some(&times_ns[i]) {
+                    // The new point replaces the stored one.
+                    old += 1;
                 }
-                Some(&last) if time_ns < last => {
-                    self.sorted = false;
-                    self.times_ns.push(time_ns);
-                    self.values.push(value);
-                }
-                _ => {
-                    self.times_ns.push(time_ns);
-                    self.values.push(value);
-                }
+                self.times_ns.push(times_ns[i]);
+                self.values.push(values.get(i));
+                new += 1;
+            } else {
+                self.times_ns.push(old_times[old]);
+                self.values.push(old_values.get(old));
+                old += 1;
             }
         }
     }
 
-    fn replace_value(&mut self, at: usize, value: crate::model::ValueRef<'_>) {
-        use crate::model::ValueRef;
-        match (&mut self.values, value) {
-            (Column::F64(c), ValueRef::F64(v)) => c[at] = v,
-            (Column::F64(c), ValueRef::I64(v)) => c[at] = v as f64,
-            (Column::I64(c), ValueRef::I64(v)) => c[at] = v,
-            (Column::Bool(c), ValueRef::Bool(v)) => c[at] = v,
-            (Column::Str(c), ValueRef::Str(v)) => c[at] = Arc::from(v),
-            (column, value) => panic!(
-                "column of kind {:?} cannot hold a value of kind {value:?}",
+    /// Appends a run that is strictly ascending and after every stored
+    /// point, copying whole slices.
+    fn extend_sorted(&mut self, times_ns: &[TimestampNs], values: ColumnSlice<'_>) {
+        self.times_ns.extend_from_slice(times_ns);
+        match (&mut self.values, values) {
+            (Column::F64(c), ColumnSlice::F64(v)) => c.extend_from_slice(v),
+            (Column::F64(c), ColumnSlice::I64(v)) => c.extend(v.iter().map(|&x| x as f64)),
+            (Column::I64(c), ColumnSlice::I64(v)) => c.extend_from_slice(v),
+            (Column::Bool(c), ColumnSlice::Bool(v)) => c.extend_from_slice(v),
+            (Column::Str(c), ColumnSlice::Str(v)) => c.extend_from_slice(v),
+            (column, values) => panic!(
+                "column of kind {:?} cannot hold values {values:?}",
                 column.kind()
             ),
         }
     }
 
-    /// Sorts the points by time and keeps the last written point of each
-    /// timestamp.
-    pub fn normalize(&mut self) {
-        if self.sorted {
-            return;
-        }
-
-        // A stable sort keeps write order among equal timestamps, so the
-        // last of each run is the last write.
-        let mut order: Vec<u32> = (0..self.times_ns.len() as u32).collect();
-        order.sort_by_key(|&i| self.times_ns[i as usize]);
-        let mut keep: Vec<u32> = Vec::with_capacity(order.len());
-        for (pos, &i) in order.iter().enumerate() {
-            let next_same = order
-                .get(pos + 1)
-                .is_some_and(|&j| self.times_ns[j as usize] == self.times_ns[i as usize]);
-            if !next_same {
-                keep.push(i);
-            }
-        }
-
-        self.times_ns = keep.iter().map(|&i| self.times_ns[i as usize]).collect();
-        self.values = match &self.values {
-            Column::F64(v) => Column::F64(keep.iter().map(|&i| v[i as usize]).collect()),
-            Column::I64(v) => Column::I64(keep.iter().map(|&i| v[i as usize]).collect()),
-            Column::Bool(v) => Column::Bool(keep.iter().map(|&i| v[i as usize]).collect()),
-            Column::Str(v) => Column::Str(keep.iter().map(|&i| v[i as usize].clone()).collect()),
-        };
-        self.sorted = true;
-    }
-
-    /// Returns every point. The caller has normalized.
+    /// Returns every point.
     pub fn as_slices(&self) -> (&[TimestampNs], ColumnSlice<'_>) {
-        debug_assert!(self.sorted);
         (&self.times_ns, self.values.as_slice())
     }
 
-    /// Returns the points inside `range`. The caller has normalized.
+    /// Returns the points inside `range`.
     pub fn range_slices(&self, range: TimeRange) -> (&[TimestampNs], ColumnSlice<'_>) {
-        debug_assert!(self.sorted);
         let from = self.times_ns.partition_point(|&t| t < range.start_ns);
         let to = self.times_ns.partition_point(|&t| t < range.end_ns);
         let to = to.max(from);
-        (&self.times_ns[from..to], self.values.as_slice().slice(from, to))
+        (
+            &self.times_ns[from..to],
+            self.values.as_slice().slice(from, to),
+        )
     }
 
-    /// Drops the points older than `cutoff_ns` and returns how many. The
-    /// caller has normalized.
+    /// Drops the points older than `cutoff_ns` and returns how many.
     pub fn drop_before(&mut self, cutoff_ns: TimestampNs) -> usize {
         let count = self.times_ns.partition_point(|&t| t < cutoff_ns);
         self.times_ns.drain(..count);
@@ -170,7 +172,7 @@ struct SeriesStore {
     id: SeriesId,
     tags: Arc<TagSet>,
     /// Guards the points; writers of this series take it for writing,
-    /// readers for reading (or briefly for writing to normalize).
+    /// readers for reading.
     data: RwLock<SeriesData>,
 }
 
@@ -333,22 +335,11 @@ impl MemoryStorage {
         let after = data.len() as i64;
         drop(data);
 
-        metric.point_count.fetch_add(after - before, Ordering::Relaxed);
+        metric
+            .point_count
+            .fetch_add(after - before, Ordering::Relaxed);
         metric.last_updated_ns.store(now_ns(), Ordering::Relaxed);
         Ok(entry.len() as u64)
-    }
-
-    /// Runs `f` on the sorted points of a series, normalizing first if an
-    /// out-of-order write left them unsorted.
-    fn with_sorted<R>(series: &SeriesStore, f: impl FnOnce(&SeriesData) -> R) -> R {
-        let data = series.data.upgradable_read();
-        if data.is_sorted() {
-            return f(&data);
-        }
-        let mut data = RwLockUpgradableReadGuard::upgrade(data);
-        data.normalize();
-        let data = parking_lot::RwLockWriteGuard::downgrade(data);
-        f(&data)
     }
 }
 
@@ -360,10 +351,12 @@ impl Storage for MemoryStorage {
                 Ok(accepted) => outcome.accepted += accepted,
                 Err(reason) => {
                     outcome.rejected_entries.push(entry_index);
-                    outcome.rejections.extend((0..entry.len() as u64).map(|i| Rejection {
-                        index: entry.first_index + i,
-                        reason: reason.clone(),
-                    }));
+                    outcome
+                        .rejections
+                        .extend((0..entry.len() as u64).map(|i| Rejection {
+                            index: entry.first_index + i,
+                            reason: reason.clone(),
+                        }));
                 }
             }
         }
@@ -371,7 +364,9 @@ impl Storage for MemoryStorage {
     }
 
     fn create_metric(&self, spec: MetricSpec) -> Result<MetricInfo, StorageError> {
-        if !spec.retention_policy.is_empty() && !self.policies.read().contains_key(&spec.retention_policy) {
+        if !spec.retention_policy.is_empty()
+            && !self.policies.read().contains_key(&spec.retention_policy)
+        {
             return Err(StorageError::PolicyNotFound {
                 name: spec.retention_policy,
             });
@@ -407,7 +402,11 @@ impl Storage for MemoryStorage {
         };
         let index = metric.series.read();
         Ok(DeleteOutcome {
-            points_deleted: index.by_id.values().map(|s| s.data.read().len() as u64).sum(),
+            points_deleted: index
+                .by_id
+                .values()
+                .map(|s| s.data.read().len() as u64)
+                .sum(),
             series_deleted: index.by_id.len() as u64,
         })
     }
@@ -459,7 +458,6 @@ impl Storage for MemoryStorage {
         let mut emptied = Vec::new();
         for series in all {
             let mut data = series.data.write();
-            data.normalize();
             let dropped = data.drop_before(cutoff_ns);
             outcome.points_deleted += dropped as u64;
             if data.is_empty() {
@@ -514,12 +512,11 @@ impl Storage for MemoryStorage {
         let Some(series) = store.series.read().by_id.get(&series).cloned() else {
             return Ok(());
         };
-        Self::with_sorted(&series, |data| {
-            let (times, values) = data.range_slices(range);
-            if !times.is_empty() {
-                visit(times, values);
-            }
-        });
+        let data = series.data.read();
+        let (times, values) = data.range_slices(range);
+        if !times.is_empty() {
+            visit(times, values);
+        }
         Ok(())
     }
 
@@ -577,7 +574,11 @@ mod tests {
         let storage = MemoryStorage::new();
         let batch = WriteBatch {
             series: vec![
-                entry("m", vec![30, 10, 20, 10], Column::F64(vec![3.0, 1.0, 2.0, 1.5])),
+                entry(
+                    "m",
+                    vec![30, 10, 20, 10],
+                    Column::F64(vec![3.0, 1.0, 2.0, 1.5]),
+                ),
                 entry("m", vec![20, 40, 40], Column::F64(vec![2.5, 4.0, 4.5])),
             ],
         };
@@ -587,6 +588,39 @@ mod tests {
             vec![(10, 1.5), (20, 2.5), (30, 3.0), (40, 4.5)]
         );
         assert_eq!(storage.metric("m").unwrap().point_count, 4);
+    }
+
+    #[test]
+    fn append_matches_last_write_wins_model() {
+        // A small linear congruential generator keeps the test dependency
+        // free and repeatable.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |bound: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) % bound
+        };
+        let mut data = SeriesData::new(ValueKind::F64);
+        let mut model = std::collections::BTreeMap::new();
+        for round in 0..300 {
+            let len = next(20) as usize;
+            let base = next(500) as i64;
+            let times: Vec<i64> = (0..len).map(|_| base + next(40) as i64 - 20).collect();
+            let values: Vec<f64> = (0..len).map(|i| (round * 100 + i) as f64).collect();
+            data.append(&times, ColumnSlice::F64(&values));
+            for (t, v) in times.iter().zip(&values) {
+                model.insert(*t, *v);
+            }
+        }
+        let (times, values) = data.range_slices(TimeRange::ALL);
+        let stored: Vec<(i64, f64)> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, values.get(i).as_f64().unwrap()))
+            .collect();
+        let expected: Vec<(i64, f64)> = model.into_iter().collect();
+        assert_eq!(stored, expected);
     }
 
     #[test]

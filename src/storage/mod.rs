@@ -213,8 +213,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Deletes the points of `metric` older than `cutoff_ns`; series left
     /// with no points are removed.
-    fn delete_before(&self, metric: &str, cutoff_ns: TimestampNs)
-    -> Result<DeleteOutcome, StorageError>;
+    fn delete_before(
+        &self,
+        metric: &str,
+        cutoff_ns: TimestampNs,
+    ) -> Result<DeleteOutcome, StorageError>;
 
     /// Lists the series of a metric; empty if the metric does not exist.
     fn series(&self, metric: &str) -> Vec<SeriesInfo>;

@@ -60,7 +60,7 @@ pub(super) struct Head {
     /// Points written since the last flush cut.
     pub active: SeriesData,
     /// Points being written to a block by a flush in progress; cleared
-    /// once the block is installed. Readers normalize it under its lock.
+    /// once the block is installed.
     pub frozen: Option<Arc<RwLock<SeriesData>>>,
 }
 
@@ -610,7 +610,6 @@ impl Engine {
                 head.frozen.is_none(),
                 "deletions and flushes both hold maintenance"
             );
-            head.active.normalize();
             outcome.points_deleted += head.active.drop_before(cutoff_ns) as u64;
             let keeps_block_points = blocks
                 .iter()

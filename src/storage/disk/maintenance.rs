@@ -224,8 +224,7 @@ impl Engine {
                 let mut ordered: Vec<&FrozenSeries> = list.iter().collect();
                 ordered.sort_by_key(|(series, _)| series.id);
                 for (series, data) in ordered {
-                    let mut data = data.write();
-                    data.normalize();
+                    let data = data.read();
                     let (times, values) = data.as_slices();
                     writer.add_series(series.id, series.tags.clone(), times, values);
                 }
@@ -257,7 +256,6 @@ impl Engine {
             for (series, data) in list {
                 let mut head = series.head.write();
                 let mut merged = mem::replace(&mut *data.write(), SeriesData::new(metric.kind()));
-                head.active.normalize();
                 let (times, values) = head.active.as_slices();
                 merged.append(times, values);
                 head.active = merged;

@@ -10,13 +10,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
-
 use super::DiskError;
 use super::block::{Block, ChunkEntry};
-use super::engine::{Engine, Head};
+use super::engine::Engine;
 use crate::model::{Column, ColumnSlice, SeriesId, TimeRange, TimestampNs, ValueKind};
-use crate::storage::memory::SeriesData;
 use crate::storage::{PointSummary, ScanPart};
 
 /// A block chunk that overlaps the scanned range.
@@ -57,28 +54,6 @@ fn slice_in<'a>(
 ) -> (&'a [TimestampNs], ColumnSlice<'a>) {
     let (from, to) = positions_in(times, range);
     (&times[from..to], values.slice(from, to))
-}
-
-/// Locks `data` for reading after sorting it if an out-of-order write
-/// left it unsorted.
-fn read_sorted(data: &RwLock<SeriesData>) -> RwLockReadGuard<'_, SeriesData> {
-    let guard = data.upgradable_read();
-    if guard.is_sorted() {
-        return RwLockUpgradableReadGuard::downgrade(guard);
-    }
-    let mut guard = RwLockUpgradableReadGuard::upgrade(guard);
-    guard.normalize();
-    RwLockWriteGuard::downgrade(guard)
-}
-
-fn read_sorted_head(head: &RwLock<Head>) -> RwLockReadGuard<'_, Head> {
-    let guard = head.upgradable_read();
-    if guard.active.is_sorted() {
-        return RwLockUpgradableReadGuard::downgrade(guard);
-    }
-    let mut guard = RwLockUpgradableReadGuard::upgrade(guard);
-    guard.active.normalize();
-    RwLockWriteGuard::downgrade(guard)
 }
 
 /// Merges runs given oldest first into one sorted run that keeps, for
@@ -168,8 +143,8 @@ impl Engine {
                 });
             }
 
-            let frozen_guard = frozen.as_ref().map(|f| read_sorted(f));
-            let head = read_sorted_head(&series.head);
+            let frozen_guard = frozen.as_ref().map(|f| f.read());
+            let head = series.head.read();
             let same_frozen = match (&head.frozen, &frozen) {
                 (Some(now), Some(before)) => Arc::ptr_eq(now, before),
                 (None, None) => true,

@@ -1,0 +1,217 @@
+//! The `tidemark` command line: `serve` (in [`serve`]) and the client
+//! subcommands `write`, `query`, `aggregate`, `stats`, `watch` and
+//! `metrics`.
+//!
+//! Each command builds its request in a pure function, calls the server
+//! over gRPC, and prints the result as a table, JSON lines or CSV
+//! (`--output`). Errors are returned as `anyhow::Error`s, not printed.
+//! Each message names what failed and suggests the next step.
+
+pub mod filter;
+pub mod input;
+pub mod output;
+pub mod parse;
+pub mod serve;
+
+mod client;
+mod metrics;
+mod query;
+mod watch;
+mod write;
+
+pub use metrics::{MetricsArgs, MetricsCommand};
+pub use query::{AggregateArgs, QueryArgs, StatsArgs};
+pub use watch::WatchArgs;
+pub use write::WriteArgs;
+
+/// Options shared by every client subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Server address as HOST:PORT or http://HOST:PORT.
+    #[arg(
+        long,
+        env = "TIDEMARK_ADDR",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub addr: String,
+
+    /// Output format: an aligned table, one JSON object per line, or CSV
+    /// with a header row.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub output: OutputFormat,
+}
+
+/// Format of command results on stdout.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// Client subcommands, flattened into the binary's top-level commands.
+#[derive(clap::Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Write points read from stdin as CSV or JSON lines.
+    ///
+    /// CSV starts with a header row such as `metric,time,value,host`.
+    /// Columns other than metric, time and value are tags, and an empty tag
+    /// cell leaves the tag out. CSV values are read as an integer, then a
+    /// float, then true or false, and otherwise as a string. A JSON line
+    /// looks like {"metric":"cpu","time":"2026-12-04T10:00:00Z","value":1.5,"tags":{"host":"a"}}.
+    ///
+    /// A time is integer nanoseconds since the Unix epoch or RFC 3339, and
+    /// a line without one gets the current time. The command fails when any
+    /// line could not be parsed or any point was rejected, and lists the
+    /// first problems with their line numbers.
+    Write(WriteArgs),
+    /// Print raw points of one or more metrics.
+    Query(QueryArgs),
+    /// Print time-bucketed aggregations of a metric, optionally grouped by
+    /// tags.
+    Aggregate(AggregateArgs),
+    /// Print summary statistics of a metric over a time range.
+    Stats(StatsArgs),
+    /// Print live aggregation windows of a metric until Ctrl-C.
+    Watch(WatchArgs),
+    /// List, show, create and delete metrics, and manage retention.
+    Metrics(MetricsArgs),
+}
+
+/// Runs one client subcommand against the server at `args.addr`.
+pub async fn run(command: ClientCommand, args: &ClientArgs) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Write(command) => write::run(command, args).await,
+        ClientCommand::Query(command) => query::run_query(command, args).await,
+        ClientCommand::Aggregate(command) => query::run_aggregate(command, args).await,
+        ClientCommand::Stats(command) => query::run_stats(command, args).await,
+        ClientCommand::Watch(command) => watch::run(command, args).await,
+        ClientCommand::Metrics(command) => metrics::run(command, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// A stand-in for the binary's top-level parser, which flattens the
+    /// client options and commands beside its own `serve` command.
+    #[derive(Parser, Debug)]
+    #[command(name = "tidemark")]
+    struct TestCli {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<TestCli, clap::Error> {
+        TestCli::try_parse_from(std::iter::once("tidemark").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        TestCli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_after_subcommand() {
+        let cli = parse(&["query", "cpu", "--output", "json", "--addr", "127.0.0.1:1"]).unwrap();
+        assert_eq!(cli.client.output, OutputFormat::Json);
+        assert_eq!(cli.client.addr, "127.0.0.1:1");
+    }
+
+    #[test]
+    fn relative_times_with_leading_dash() {
+        let cli = parse(&["query", "cpu", "--start", "-1h", "--end", "now"]).unwrap();
+        let ClientCommand::Query(query) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert!(query.range.start.is_some());
+        assert!(query.range.end.is_some());
+    }
+
+    #[test]
+    fn aggregate_requires_one_bucket_width() {
+        let err = parse(&["aggregate", "cpu", "--agg", "mean"]).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{err}"
+        );
+
+        let err = parse(&[
+            "aggregate",
+            "cpu",
+            "--agg",
+            "mean",
+            "--step",
+            "1m",
+            "--granularity",
+            "hour",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{err}"
+        );
+
+        assert!(parse(&["aggregate", "cpu", "--agg", "p99", "--step", "30s"]).is_ok());
+    }
+
+    #[test]
+    fn invalid_filter_reported_by_clap() {
+        let err = parse(&["query", "cpu", "--filter", "host=a"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown field \"host\""), "{text}");
+    }
+
+    #[test]
+    fn metrics_subcommands_parse() {
+        let commands: &[&[&str]] = &[
+            &["metrics", "list"],
+            &["metrics", "list", "--prefix", "cpu"],
+            &["metrics", "get", "cpu"],
+            &["metrics", "delete", "cpu"],
+            &["metrics", "create", "cpu", "--type", "float", "--unit", "%"],
+            &["metrics", "retention", "list"],
+            &[
+                "metrics",
+                "retention",
+                "set",
+                "short",
+                "7d",
+                "--metric",
+                "a",
+                "--metric",
+                "b",
+            ],
+            &["metrics", "retention", "apply"],
+            &["metrics", "storage"],
+        ];
+        for args in commands {
+            assert!(
+                parse(args).is_ok(),
+                "args {args:?}: {:?}",
+                parse(args).err()
+            );
+        }
+    }
+
+    #[test]
+    fn watch_parses_durations() {
+        let cli = parse(&[
+            "watch", "cpu", "--window", "10s", "--slide", "5s", "--agg", "mean", "--emit", "update",
+        ])
+        .unwrap();
+        let ClientCommand::Watch(watch) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert_eq!(watch.window, std::time::Duration::from_secs(10));
+        assert_eq!(watch.slide, Some(std::time::Duration::from_secs(5)));
+    }
+}

@@ -1,0 +1,170 @@
+//! `tidemark serve`: flags, logging set-up and the signal handling around
+//! [`RunningServer`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::parse::parse_duration;
+use crate::ingest::IngestConfig;
+use crate::live::LiveConfig;
+use crate::model::limits::Limits;
+use crate::server::{RunningServer, ServerConfig};
+use crate::storage::Storage;
+use crate::storage::memory::MemoryStorage;
+
+/// Storage engine choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageKind {
+    /// Everything in RAM; nothing survives a restart.
+    Memory,
+}
+
+/// Flags of `tidemark serve`. Each can also be set through the
+/// environment variable named in its help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "TIDEMARK_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Storage engine.
+    #[arg(long, env = "TIDEMARK_STORAGE", value_enum, default_value = "memory")]
+    pub storage: StorageKind,
+
+    /// Log filter, such as info, debug or tidemark=debug,info.
+    #[arg(long, env = "TIDEMARK_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// Number of ingest threads that apply batches to storage.
+    #[arg(long, env = "TIDEMARK_INGEST_THREADS", default_value_t = 2)]
+    pub ingest_threads: usize,
+
+    /// Batches the ingest queue holds before writers wait.
+    #[arg(long, env = "TIDEMARK_INGEST_QUEUE", default_value_t = 64)]
+    pub ingest_queue: usize,
+
+    /// Maximum metric name length in bytes.
+    #[arg(long, env = "TIDEMARK_MAX_METRIC_NAME_BYTES", default_value_t = 256)]
+    pub max_metric_name_bytes: usize,
+
+    /// Maximum tags per point.
+    #[arg(long, env = "TIDEMARK_MAX_TAGS", default_value_t = 32)]
+    pub max_tags: usize,
+
+    /// Maximum tag key length in bytes.
+    #[arg(long, env = "TIDEMARK_MAX_TAG_KEY_BYTES", default_value_t = 256)]
+    pub max_tag_key_bytes: usize,
+
+    /// Maximum tag value length in bytes.
+    #[arg(long, env = "TIDEMARK_MAX_TAG_VALUE_BYTES", default_value_t = 1024)]
+    pub max_tag_value_bytes: usize,
+
+    /// Maximum string value length in bytes.
+    #[arg(long, env = "TIDEMARK_MAX_STRING_VALUE_BYTES", default_value_t = 65536)]
+    pub max_string_value_bytes: usize,
+
+    /// Maximum encoded gRPC message size in bytes.
+    #[arg(long, env = "TIDEMARK_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Maximum points one QueryPoints call may return.
+    #[arg(long, env = "TIDEMARK_MAX_QUERY_POINTS", default_value_t = 1_000_000)]
+    pub max_query_points: usize,
+
+    /// Maximum buckets per group one Aggregate call may produce.
+    #[arg(long, env = "TIDEMARK_MAX_BUCKETS", default_value_t = 1_000_000)]
+    pub max_buckets: usize,
+
+    /// A live subscriber gets a heartbeat after this long without updates.
+    #[arg(long, env = "TIDEMARK_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Updates a live subscriber's queue holds before the oldest is dropped.
+    #[arg(long, env = "TIDEMARK_SUBSCRIBER_QUEUE", default_value_t = 1024)]
+    pub subscriber_queue: usize,
+
+    /// Interval of the background retention pass.
+    #[arg(long, env = "TIDEMARK_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+}
+
+impl ServeArgs {
+    fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            limits: Limits {
+                max_metric_name_bytes: self.max_metric_name_bytes,
+                max_tags_per_point: self.max_tags,
+                max_tag_key_bytes: self.max_tag_key_bytes,
+                max_tag_value_bytes: self.max_tag_value_bytes,
+                max_string_value_bytes: self.max_string_value_bytes,
+                max_message_bytes: self.max_message_bytes,
+                max_query_points: self.max_query_points,
+                max_buckets: self.max_buckets,
+            },
+            ingest: IngestConfig {
+                threads: self.ingest_threads,
+                queue_capacity: self.ingest_queue,
+            },
+            live: LiveConfig {
+                heartbeat_interval: self.heartbeat_interval,
+                subscriber_queue_capacity: self.subscriber_queue,
+                ..LiveConfig::default()
+            },
+            retention_interval: self.retention_interval,
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_level)?;
+
+    let storage: Arc<dyn Storage> = match args.storage {
+        StorageKind::Memory => Arc::new(MemoryStorage::new()),
+    };
+
+    let server = RunningServer::start(args.listen, storage, args.server_config())
+        .await
+        .with_context(|| {
+            format!(
+                "could not start the server on {}; is another process using that port?",
+                args.listen
+            )
+        })?;
+
+    wait_for_signal().await?;
+    server
+        .stop()
+        .await
+        .context("the server failed while shutting down")?;
+    Ok(())
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).with_context(|| {
+        format!("invalid --log-level {filter:?}; use a level such as info or debug")
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("failed to set up logging: {e}"))
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("failed to install the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            result.context("failed to wait for SIGINT")?;
+            tracing::info!(signal = "SIGINT", "received shutdown signal");
+        }
+        _ = terminate.recv() => {
+            tracing::info!(signal = "SIGTERM", "received shutdown signal");
+        }
+    }
+    Ok(())
+}

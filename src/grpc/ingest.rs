@@ -1,0 +1,131 @@
+//! `IngestService`: decodes and validates batches, then hands them to the
+//! ingest pipeline and reports what was accepted.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status, Streaming};
+
+use super::points::decode_message;
+use crate::ingest::IngestPipeline;
+use crate::model::Rejection;
+use crate::model::limits::Limits;
+use crate::proto::v1::ingest_service_server::IngestService;
+use crate::proto::v1::{
+    PointError, StreamPointsRequest, StreamPointsResponse, WritePointsRequest, WritePointsResponse,
+};
+
+/// Number of rejections a response lists; the count covers all of them.
+const MAX_REPORTED_ERRORS: usize = 100;
+
+pub struct IngestHandler {
+    pipeline: Arc<IngestPipeline>,
+    limits: Arc<Limits>,
+}
+
+impl IngestHandler {
+    pub fn new(pipeline: Arc<IngestPipeline>, limits: Arc<Limits>) -> Self {
+        IngestHandler { pipeline, limits }
+    }
+}
+
+/// Running totals of one request or stream.
+#[derive(Default)]
+struct Tally {
+    accepted: u64,
+    rejected: u64,
+    errors: Vec<PointError>,
+}
+
+impl Tally {
+    fn add_rejections(&mut self, rejections: Vec<Rejection>) {
+        self.rejected += rejections.len() as u64;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors
+            .extend(rejections.into_iter().take(room).map(|r| PointError {
+                index: r.index,
+                reason: r.reason,
+            }));
+    }
+}
+
+impl IngestHandler {
+    /// Validates and applies one message; returns after it is applied.
+    async fn apply_message(
+        &self,
+        points: Vec<crate::proto::v1::Point>,
+        series: Vec<crate::proto::v1::SeriesPoints>,
+        first_index: u64,
+        tally: &mut Tally,
+    ) -> Result<u64, Status> {
+        let decoded = decode_message(points, series, first_index, &self.limits);
+        let mut rejections = decoded.rejections;
+
+        if !decoded.batch.series.is_empty() {
+            let outcome = self.pipeline.submit(decoded.batch).await?;
+            tally.accepted += outcome.accepted;
+            rejections.extend(outcome.rejections);
+        }
+
+        // Decode-time and storage-time rejections interleave by position.
+        rejections.sort_by_key(|r| r.index);
+        tally.add_rejections(rejections);
+        Ok(decoded.point_count)
+    }
+}
+
+#[tonic::async_trait]
+impl IngestService for IngestHandler {
+    async fn stream_points(
+        &self,
+        request: Request<Streaming<StreamPointsRequest>>,
+    ) -> Result<Response<StreamPointsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut tally = Tally::default();
+        let mut next_index = 0u64;
+        let mut messages = 0u64;
+
+        // Each message is applied before the next one is read, so the
+        // stream's messages are applied in order. If the client cancels,
+        // `message()` fails and what was applied stays applied.
+        while let Some(message) = stream.message().await? {
+            let count = self
+                .apply_message(message.points, message.series, next_index, &mut tally)
+                .await?;
+            next_index += count;
+            messages += 1;
+        }
+
+        tracing::debug!(
+            messages,
+            accepted = tally.accepted,
+            rejected = tally.rejected,
+            "stream_points finished"
+        );
+        Ok(Response::new(StreamPointsResponse {
+            accepted: tally.accepted,
+            rejected: tally.rejected,
+            errors: tally.errors,
+        }))
+    }
+
+    async fn write_points(
+        &self,
+        request: Request<WritePointsRequest>,
+    ) -> Result<Response<WritePointsResponse>, Status> {
+        let message = request.into_inner();
+        let mut tally = Tally::default();
+        self.apply_message(message.points, message.series, 0, &mut tally)
+            .await?;
+
+        tracing::debug!(
+            accepted = tally.accepted,
+            rejected = tally.rejected,
+            "write_points finished"
+        );
+        Ok(Response::new(WritePointsResponse {
+            accepted: tally.accepted,
+            rejected: tally.rejected,
+            errors: tally.errors,
+        }))
+    }
+}

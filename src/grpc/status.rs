@@ -1,0 +1,90 @@
+//! The one place where engine errors become gRPC statuses.
+
+use tonic::{Code, Status};
+
+use crate::ingest::IngestError;
+use crate::storage::StorageError;
+
+/// An error of the API layer, mapped to exactly one gRPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or out-of-range input; the message names the field, the
+    /// value and the limit.
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    /// Input over a size limit.
+    #[error("{0}")]
+    ResourceExhausted(String),
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("{0}")]
+    AlreadyExists(String),
+
+    #[error("{0}")]
+    Unavailable(String),
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::InvalidArgument(message.into())
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Status {
+        let code = match &error {
+            ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::AlreadyExists(_) => Code::AlreadyExists,
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            tracing::error!(error = %error, "request failed with an internal error");
+        }
+        Status::new(code, error.to_string())
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> ApiError {
+        match error {
+            StorageError::MetricNotFound { .. } | StorageError::PolicyNotFound { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            StorageError::MetricExists { .. } => ApiError::AlreadyExists(error.to_string()),
+            StorageError::Io { .. } | StorageError::Corrupt(_) => {
+                ApiError::Internal(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> ApiError {
+        match error {
+            IngestError::ShuttingDown => ApiError::Unavailable(error.to_string()),
+            IngestError::WorkerLost => ApiError::Internal(error.to_string()),
+            IngestError::Storage(storage) => storage.into(),
+        }
+    }
+}
+
+impl From<StorageError> for Status {
+    fn from(error: StorageError) -> Status {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<IngestError> for Status {
+    fn from(error: IngestError) -> Status {
+        ApiError::from(error).into()
+    }
+}

@@ -1,0 +1,219 @@
+//! The ingest pipeline: from validated write batches to storage and the
+//! live window aggregator.
+//!
+//! gRPC handlers (in `crate::grpc::ingest`) decode and validate a request
+//! message into a [`WriteBatch`], then call [`IngestPipeline::submit`].
+//! The batch travels through a bounded crossbeam channel to dedicated
+//! ingest threads, which apply it to [`Storage`] and then hand the applied
+//! points to the [`BatchObserver`] (the live hub). `submit` resolves only
+//! after the batch is applied, so an acknowledged point is visible to
+//! queries.
+//!
+//! Backpressure: a tokio task must never block on the channel. Each job
+//! carries a permit of a semaphore sized like the channel, and `submit`
+//! awaits a permit before `try_send`, so a full pipeline suspends the
+//! handler instead of a worker thread. A suspended handler stops reading
+//! its stream, and HTTP/2 flow control slows the client.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::model::WriteBatch;
+use crate::storage::{Storage, StorageError, WriteOutcome};
+
+/// Errors of the ingest pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("server is shutting down; the batch was not applied")]
+    ShuttingDown,
+
+    #[error("ingest thread stopped before it answered; the batch may not be applied")]
+    WorkerLost,
+
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Receives every applied batch after storage accepted it.
+pub trait BatchObserver: Send + Sync + 'static {
+    /// Called on an ingest thread after `outcome` was stored; entries in
+    /// `outcome.rejected_entries` were not stored and must be skipped.
+    fn observe(&self, batch: &WriteBatch, outcome: &WriteOutcome);
+}
+
+/// An observer that ignores batches, for engines without live windows.
+pub struct NoObserver;
+
+impl BatchObserver for NoObserver {
+    fn observe(&self, _batch: &WriteBatch, _outcome: &WriteOutcome) {}
+}
+
+/// Lock held for reading across "write to storage, then observe" on every
+/// ingest thread. The live hub takes it for writing while it seeds a new
+/// aggregation from storage, so no point is missed or counted twice.
+pub type ApplyGate = Arc<RwLock<()>>;
+
+/// Pipeline sizing.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Number of dedicated ingest threads.
+    pub threads: usize,
+    /// Capacity of the channel in batches. When it is full, `submit`
+    /// waits asynchronously for a free slot.
+    pub queue_capacity: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            threads: 2,
+            queue_capacity: 64,
+        }
+    }
+}
+
+struct IngestJob {
+    batch: WriteBatch,
+    reply: oneshot::Sender<Result<WriteOutcome, StorageError>>,
+    /// Released when the job is dropped, after it is applied.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Handle to the ingest threads; cheap to share behind an `Arc`.
+pub struct IngestPipeline {
+    /// `None` after shutdown started, so new submissions fail fast.
+    sender: RwLock<Option<Sender<IngestJob>>>,
+    /// One permit per free channel slot.
+    permits: Arc<Semaphore>,
+    /// Join handles, taken by `shutdown`.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl IngestPipeline {
+    /// Starts the ingest threads.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        observer: Arc<dyn BatchObserver>,
+        gate: ApplyGate,
+        config: IngestConfig,
+    ) -> IngestPipeline {
+        let capacity = config.queue_capacity.max(1);
+        let (sender, receiver) = crossbeam_channel::bounded::<IngestJob>(capacity);
+
+        let threads = (0..config.threads.max(1))
+            .map(|i| {
+                let receiver = receiver.clone();
+                let storage = storage.clone();
+                let observer = observer.clone();
+                let gate = gate.clone();
+                std::thread::Builder::new()
+                    .name(format!("tidemark-ingest-{i}"))
+                    .spawn(move || run_ingest_thread(receiver, storage, observer, gate))
+                    .expect("failed to spawn an ingest thread")
+            })
+            .collect();
+
+        IngestPipeline {
+            sender: RwLock::new(Some(sender)),
+            permits: Arc::new(Semaphore::new(capacity)),
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Applies a batch and waits until it is stored and observed.
+    pub async fn submit(&self, batch: WriteBatch) -> Result<WriteOutcome, IngestError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
+
+        let (reply, answer) = oneshot::channel();
+        let job = IngestJob {
+            batch,
+            reply,
+            _permit: permit,
+        };
+
+        {
+            let sender = self.sender.read();
+            let Some(sender) = sender.as_ref() else {
+                return Err(IngestError::ShuttingDown);
+            };
+            // The permit guarantees a free slot, so `Full` cannot happen
+            // unless the accounting is broken.
+            match sender.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Disconnected(_)) => return Err(IngestError::ShuttingDown),
+                Err(TrySendError::Full(_)) => {
+                    unreachable!("ingest channel full although a permit was held")
+                }
+            }
+        }
+
+        match answer.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(IngestError::WorkerLost),
+        }
+    }
+
+    /// Stops accepting batches, lets the threads drain what is queued,
+    /// and joins them.
+    pub fn shutdown(&self) {
+        self.sender.write().take();
+        self.permits.close();
+        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock());
+        for thread in threads {
+            if thread.join().is_err() {
+                tracing::error!("an ingest thread panicked during shutdown");
+            }
+        }
+    }
+}
+
+impl Drop for IngestPipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run_ingest_thread(
+    receiver: Receiver<IngestJob>,
+    storage: Arc<dyn Storage>,
+    observer: Arc<dyn BatchObserver>,
+    gate: ApplyGate,
+) {
+    // The loop ends when every sender is gone and the queue is empty.
+    for job in receiver {
+        let started = Instant::now();
+        let points = job.batch.point_count();
+
+        let result = {
+            let _applying = gate.read();
+            let result = storage.write(&job.batch);
+            if let Ok(outcome) = &result {
+                observer.observe(&job.batch, outcome);
+            }
+            result
+        };
+
+        if let Err(error) = &result {
+            tracing::error!(%error, points, "failed to apply a write batch");
+        } else {
+            tracing::trace!(
+                points,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "applied batch"
+            );
+        }
+        // The handler may have gone away (client cancelled); the batch is
+        // applied either way.
+        let _ = job.reply.send(result);
+    }
+}

@@ -1,0 +1,287 @@
+//! Window geometry and the per-window state of one shared aggregation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::aggregate::{Accumulator, AggFn, AggValue};
+use crate::model::filter::FilterSet;
+use crate::model::{GroupKey, SeriesId, TimestampNs, ValueRef};
+
+/// Values kept exactly per window before a window switches its
+/// percentiles to the quantile sketch.
+pub const LIVE_EXACT_VALUE_CAP: usize = 65_536;
+
+/// How a subscription wants its windows pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitMode {
+    /// Only the FINAL update when a window closes.
+    OnClose,
+    /// Also PARTIAL and REVISION updates, at most every `update_interval_ns`
+    /// per window.
+    OnUpdate { update_interval_ns: i64 },
+}
+
+/// A validated subscription request, minus the per-subscriber parts.
+#[derive(Debug, Clone)]
+pub struct WindowSpec {
+    pub metric: String,
+    pub filters: FilterSet,
+    pub group_by: Vec<String>,
+    pub window_ns: i64,
+    /// Hop between window starts; equal to `window_ns` for tumbling windows.
+    pub slide_ns: i64,
+    pub functions: Vec<AggFn>,
+    pub allowed_lateness_ns: i64,
+    pub emit: EmitMode,
+}
+
+impl WindowSpec {
+    /// Calls `f` with the start of every window that contains `time_ns`,
+    /// latest first. Windows align to the Unix epoch.
+    pub fn for_each_window(&self, time_ns: TimestampNs, mut f: impl FnMut(TimestampNs)) {
+        // A window starting before i64::MIN cannot be represented.
+        let Some(latest) = time_ns.checked_sub(time_ns.rem_euclid(self.slide_ns)) else {
+            return;
+        };
+        let mut start = latest;
+        // `start + window > time` written without overflow.
+        while time_ns - start < self.window_ns {
+            f(start);
+            match start.checked_sub(self.slide_ns) {
+                Some(earlier) => start = earlier,
+                None => break,
+            }
+        }
+    }
+
+    pub fn end_of(&self, start_ns: TimestampNs) -> TimestampNs {
+        start_ns.saturating_add(self.window_ns)
+    }
+
+    /// Reports whether the window starting at `start_ns` is closed at
+    /// server time `now_ns`: the clock has passed end + allowed lateness.
+    pub fn is_closed(&self, start_ns: TimestampNs, now_ns: TimestampNs) -> bool {
+        self.end_of(start_ns)
+            .saturating_add(self.allowed_lateness_ns)
+            <= now_ns
+    }
+
+    /// Start of the latest window that is closed at `now_ns`.
+    pub fn latest_closed_start(&self, now_ns: TimestampNs) -> TimestampNs {
+        let bound = now_ns
+            .saturating_sub(self.allowed_lateness_ns)
+            .saturating_sub(self.window_ns);
+        bound.saturating_sub(bound.rem_euclid(self.slide_ns))
+    }
+}
+
+/// Lifecycle of a window update, as sent to subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowState {
+    Partial,
+    Final,
+    Revision,
+}
+
+/// One window of one group, as pushed to subscribers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowResult {
+    pub start_ns: TimestampNs,
+    pub end_ns: TimestampNs,
+    pub group: Vec<(String, String)>,
+    pub count: u64,
+    pub values: Vec<AggValue>,
+    pub state: WindowState,
+    /// Number of updates sent for this window and group before this one.
+    pub revision: u32,
+}
+
+pub struct OpenWindow {
+    pub accumulator: Accumulator,
+    pub updates_sent: u32,
+    /// Changed since the last PARTIAL or REVISION update.
+    pub dirty: bool,
+    pub last_update_ns: TimestampNs,
+}
+
+/// Open windows of one shared aggregation, keyed by (start, group).
+#[derive(Default)]
+pub struct WindowTable {
+    pub windows: BTreeMap<(TimestampNs, GroupKey), OpenWindow>,
+}
+
+/// Largest number of open (window, group) pairs one aggregation keeps.
+/// Points that would open more are counted as dropped, not aggregated.
+pub const MAX_OPEN_WINDOWS: usize = 100_000;
+
+/// Outcome of adding one point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added,
+    /// At least one window of the point was already closed.
+    Late,
+    /// The table is full.
+    Dropped,
+}
+
+impl WindowTable {
+    /// Adds a point to its open windows. Closed windows are never
+    /// reopened.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        spec: &WindowSpec,
+        group: &GroupKey,
+        series: SeriesId,
+        time_ns: TimestampNs,
+        value: ValueRef<'_>,
+        now_ns: TimestampNs,
+    ) -> AddOutcome {
+        let mut outcome = AddOutcome::Added;
+        spec.for_each_window(time_ns, |start_ns| {
+            if spec.is_closed(start_ns, now_ns) {
+                outcome = AddOutcome::Late;
+                return;
+            }
+            let key = (start_ns, group.clone());
+            if !self.windows.contains_key(&key) && self.windows.len() >= MAX_OPEN_WINDOWS {
+                if outcome == AddOutcome::Added {
+                    outcome = AddOutcome::Dropped;
+                }
+                return;
+            }
+            let window = self.windows.entry(key).or_insert_with(|| OpenWindow {
+                accumulator: Accumulator::new(&spec.functions, Some(LIVE_EXACT_VALUE_CAP)),
+                updates_sent: 0,
+                dirty: false,
+                last_update_ns: i64::MIN,
+            });
+            window.accumulator.push(series, time_ns, value);
+            window.dirty = true;
+        });
+        outcome
+    }
+
+    /// Removes and returns the windows closed at `now_ns`, ordered by
+    /// start and group.
+    pub fn take_closed(
+        &mut self,
+        spec: &WindowSpec,
+        now_ns: TimestampNs,
+    ) -> Vec<((TimestampNs, GroupKey), OpenWindow)> {
+        let mut closed = Vec::new();
+        while let Some(entry) = self.windows.first_entry() {
+            if !spec.is_closed(entry.key().0, now_ns) {
+                break;
+            }
+            closed.push(entry.remove_entry());
+        }
+        closed
+    }
+}
+
+/// Builds the group map of a group key.
+pub fn group_pairs(group_by: &[String], key: &GroupKey) -> Vec<(String, String)> {
+    group_by
+        .iter()
+        .zip(key)
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name.clone(), v.clone())))
+        .collect()
+}
+
+/// Computes finished windows for a set of accumulators (backfill).
+pub fn finish_all(
+    spec: &WindowSpec,
+    accumulators: HashMap<(TimestampNs, GroupKey), Accumulator>,
+    state: WindowState,
+) -> Vec<Arc<WindowResult>> {
+    let mut ordered: Vec<((TimestampNs, GroupKey), Accumulator)> =
+        accumulators.into_iter().collect();
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    ordered
+        .into_iter()
+        .map(|((start_ns, key), mut accumulator)| {
+            Arc::new(WindowResult {
+                start_ns,
+                end_ns: spec.end_of(start_ns),
+                group: group_pairs(&spec.group_by, &key),
+                count: accumulator.count(),
+                values: accumulator.finish(&spec.functions, spec.window_ns),
+                state,
+                revision: 0,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(window_ns: i64, slide_ns: i64, lateness_ns: i64) -> WindowSpec {
+        WindowSpec {
+            metric: "m".into(),
+            filters: FilterSet::default(),
+            group_by: vec![],
+            window_ns,
+            slide_ns,
+            functions: vec![AggFn::Count],
+            allowed_lateness_ns: lateness_ns,
+            emit: EmitMode::OnClose,
+        }
+    }
+
+    fn windows_of(spec: &WindowSpec, t: i64) -> Vec<i64> {
+        let mut starts = Vec::new();
+        spec.for_each_window(t, |s| starts.push(s));
+        starts
+    }
+
+    #[test]
+    fn tumbling_window_assignment() {
+        let s = spec(10, 10, 0);
+        assert_eq!(windows_of(&s, 0), vec![0]);
+        assert_eq!(windows_of(&s, 9), vec![0]);
+        assert_eq!(windows_of(&s, 10), vec![10]);
+        assert_eq!(windows_of(&s, -1), vec![-10]);
+    }
+
+    #[test]
+    fn hopping_window_assignment() {
+        let s = spec(10, 5, 0);
+        assert_eq!(windows_of(&s, 12), vec![10, 5]);
+        assert_eq!(windows_of(&s, 10), vec![10, 5]);
+        assert_eq!(windows_of(&s, 9), vec![5, 0]);
+        assert_eq!(windows_of(&s, -3), vec![-5, -10]);
+    }
+
+    #[test]
+    fn window_assignment_at_extremes_does_not_overflow() {
+        let s = spec(10, 5, 0);
+        assert!(windows_of(&s, i64::MIN).is_empty());
+        assert_eq!(windows_of(&s, i64::MIN + 3), vec![i64::MIN + 3]);
+        assert_eq!(windows_of(&s, i64::MAX).len(), 2);
+    }
+
+    #[test]
+    fn closing_respects_lateness() {
+        let s = spec(10, 10, 3);
+        assert!(!s.is_closed(0, 12));
+        assert!(s.is_closed(0, 13));
+        assert_eq!(s.latest_closed_start(13), 0);
+        assert_eq!(s.latest_closed_start(22), 0);
+        assert_eq!(s.latest_closed_start(23), 10);
+    }
+
+    #[test]
+    fn late_point_not_added_to_other_windows() {
+        let s = spec(10, 10, 0);
+        let mut table = WindowTable::default();
+        let outcome = table.add(&s, &vec![], SeriesId(1), 5, ValueRef::F64(1.0), 10);
+        assert_eq!(outcome, AddOutcome::Late);
+        assert!(table.windows.is_empty());
+        let outcome = table.add(&s, &vec![], SeriesId(1), 15, ValueRef::F64(1.0), 10);
+        assert_eq!(outcome, AddOutcome::Added);
+        assert_eq!(table.windows.len(), 1);
+    }
+}

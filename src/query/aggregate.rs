@@ -1,0 +1,187 @@
+//! Time-bucketed aggregations, grouped by tags, with fill.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{QueryEngine, QueryError};
+use crate::aggregate::bucket::Bucketer;
+use crate::aggregate::fill::{FillMode, FilledBucket, fill};
+use crate::aggregate::{Accumulator, AggFn};
+use crate::model::filter::FilterSet;
+use crate::model::{GroupKey, TimeRange, TimestampNs, group_key};
+
+#[derive(Debug)]
+pub struct AggregateQuery {
+    pub metric: String,
+    /// `None` means all time.
+    pub range: Option<TimeRange>,
+    pub filters: FilterSet,
+    pub bucketer: Bucketer,
+    pub functions: Vec<AggFn>,
+    pub group_by: Vec<String>,
+    pub fill: FillMode,
+}
+
+/// The buckets of one group.
+#[derive(Debug, Clone)]
+pub struct GroupSeries {
+    /// Group-by tags the group has, in request order; a tag the points
+    /// lack is absent.
+    pub group: Vec<(String, String)>,
+    pub buckets: Vec<FilledBucket>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AggregateResult {
+    pub series: Vec<GroupSeries>,
+    pub points_scanned: u64,
+}
+
+/// Accumulators of one group, by bucket start.
+type GroupBuckets = BTreeMap<TimestampNs, (TimestampNs, Accumulator)>;
+
+impl QueryEngine {
+    pub fn aggregate(&self, query: &mut AggregateQuery) -> Result<AggregateResult, QueryError> {
+        let range = query
+            .filters
+            .narrow_range(query.range.unwrap_or(TimeRange::ALL));
+        let mut result = AggregateResult::default();
+        let mut groups: HashMap<GroupKey, GroupBuckets> = HashMap::new();
+
+        if !range.is_empty() {
+            self.accumulate(query, range, &mut groups, &mut result.points_scanned)?;
+        }
+
+        // Fill covers the requested range, or the span of the data when
+        // the request has no range.
+        let fill_span = match query.range {
+            Some(requested) if !range.is_empty() => Some((
+                query.bucketer.bucket_of(requested.start_ns).0,
+                query
+                    .bucketer
+                    .bucket_of(requested.end_ns.saturating_sub(1))
+                    .0,
+            )),
+            Some(_) => None,
+            None => {
+                let first = groups
+                    .values()
+                    .filter_map(|b| b.keys().next())
+                    .min()
+                    .copied();
+                let last = groups
+                    .values()
+                    .filter_map(|b| b.keys().next_back())
+                    .max()
+                    .copied();
+                first.zip(last)
+            }
+        };
+
+        let mut ordered: Vec<(GroupKey, GroupBuckets)> = groups.into_iter().collect();
+        ordered.sort_by(|a, b| a.0.cmp(&b.0));
+
+        for (key, buckets) in ordered {
+            let finished: Vec<FilledBucket> = buckets
+                .into_iter()
+                .map(|(start_ns, (end_ns, mut accumulator))| FilledBucket {
+                    start_ns,
+                    end_ns,
+                    count: accumulator.count(),
+                    values: accumulator.finish(&query.functions, end_ns.saturating_sub(start_ns)),
+                })
+                .collect();
+
+            let buckets = match (query.fill, fill_span) {
+                (FillMode::None, _) | (_, None) => finished,
+                (mode, Some((first_start, last_start))) => fill(
+                    finished,
+                    mode,
+                    &mut query.bucketer,
+                    first_start,
+                    last_start,
+                    query.functions.len(),
+                    self.limits.max_buckets,
+                )
+                .map_err(QueryError::TooLarge)?,
+            };
+
+            let group = query
+                .group_by
+                .iter()
+                .zip(key)
+                .filter_map(|(name, value)| value.map(|v| (name.clone(), v)))
+                .collect();
+            result.series.push(GroupSeries { group, buckets });
+        }
+        Ok(result)
+    }
+
+    fn accumulate(
+        &self,
+        query: &mut AggregateQuery,
+        range: TimeRange,
+        groups: &mut HashMap<GroupKey, GroupBuckets>,
+        points_scanned: &mut u64,
+    ) -> Result<(), QueryError> {
+        let functions = &query.functions;
+        let filters = &query.filters;
+        let bucketer = &mut query.bucketer;
+        let max_buckets = self.limits.max_buckets;
+        let mut bucket_total = 0usize;
+        let mut too_many = false;
+
+        for series in self.storage.series(&query.metric) {
+            if !filters.matches_series(&series.tags) {
+                continue;
+            }
+            let buckets = groups
+                .entry(group_key(&series.tags, &query.group_by))
+                .or_default();
+            self.storage
+                .scan(&query.metric, series.id, range, &mut |times, values| {
+                    *points_scanned += times.len() as u64;
+                    if too_many {
+                        return;
+                    }
+                    if filters.has_point_filters() {
+                        for (i, &time_ns) in times.iter().enumerate() {
+                            let value = values.get(i);
+                            if !filters.matches_point(time_ns, value) {
+                                continue;
+                            }
+                            let (start_ns, end_ns) = bucketer.bucket_of(time_ns);
+                            let (_, accumulator) = buckets.entry(start_ns).or_insert_with(|| {
+                                bucket_total += 1;
+                                (end_ns, Accumulator::new(functions, None))
+                            });
+                            accumulator.push(series.id, time_ns, value);
+                        }
+                    } else {
+                        let mut from = 0;
+                        while from < times.len() {
+                            let (start_ns, end_ns) = bucketer.bucket_of(times[from]);
+                            let to = from + times[from..].partition_point(|&t| t < end_ns);
+                            let (_, accumulator) = buckets.entry(start_ns).or_insert_with(|| {
+                                bucket_total += 1;
+                                (end_ns, Accumulator::new(functions, None))
+                            });
+                            accumulator.push_run(
+                                series.id,
+                                &times[from..to],
+                                values.slice(from, to),
+                            );
+                            from = to;
+                        }
+                    }
+                    too_many = bucket_total > max_buckets;
+                })?;
+
+            if too_many {
+                return Err(QueryError::TooLarge(format!(
+                    "aggregation produces more than {max_buckets} buckets (max_buckets); use a wider granularity or step, or a shorter range"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
