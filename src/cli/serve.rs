@@ -50,6 +50,16 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_DURABILITY", default_value = "sync")]
     pub durability: Durability,
 
+    /// The disk engine writes its in-memory head to a block once the head
+    /// contains this many points.
+    #[arg(long, env = "TIDEMARK_HEAD_FLUSH_POINTS", default_value_t = 1_000_000)]
+    pub head_flush_points: u64,
+
+    /// The disk engine writes its head to blocks at least this often while
+    /// it has unflushed writes; this bounds WAL replay time after a crash.
+    #[arg(long, env = "TIDEMARK_HEAD_FLUSH_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub head_flush_age: Duration,
+
     /// Log filter, such as info, debug or tidemark=debug,info.
     #[arg(long, env = "TIDEMARK_LOG", default_value = "info")]
     pub log_level: String,
@@ -144,6 +154,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         StorageKind::Disk => {
             let mut config = DiskConfig::new(&args.data_dir);
             config.durability = args.durability;
+            config.head_flush_points = args.head_flush_points;
+            config.head_flush_age = args.head_flush_age;
             let storage = DiskStorage::open(config).with_context(|| {
                 format!(
                     "could not open the data directory {}",
