@@ -156,6 +156,10 @@ impl MetricState {
             )
         };
         let index = self.series.read();
+        // NOTE: a timestamp written again after its block was flushed is
+        // counted once per block or head that contains it, until
+        // compaction merges those blocks, so this count can exceed what
+        // a scan returns.
         let head_points: u64 = index.by_id.values().map(|s| s.head_len() as u64).sum();
         let block_points: u64 = self.block_list().iter().map(|b| b.point_count).sum();
         MetricInfo {

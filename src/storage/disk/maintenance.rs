@@ -26,7 +26,7 @@ use super::engine::{Engine, Maintenance, MetricState, SeriesState, flushed_seq};
 use super::fsutil::sync_dir;
 use super::scan::merge_runs;
 use super::wal::WalSeq;
-use crate::model::{ColumnSlice, TimestampNs};
+use crate::model::{ColumnSlice, SeriesId, TimestampNs};
 use crate::storage::memory::SeriesData;
 
 /// How far a flush goes; tests stop early to simulate a crash.
@@ -335,15 +335,18 @@ impl Engine {
             max_seq: inputs[inputs.len() - 1].header.max_seq,
         };
         let mut writer = BlockWriter::new(header);
-        let series_ids: BTreeSet<_> = inputs
-            .iter()
-            .flat_map(|b| b.entries().iter().map(|e| e.series))
-            .collect();
-        let live = metric.series.read();
+        // Series removed since the inputs were written are left out. The
+        // index lock is released before any chunk is read, because a
+        // writer that adds a series waits for it while holding `ingest`.
+        let series_ids: BTreeSet<SeriesId> = {
+            let live = metric.series.read();
+            inputs
+                .iter()
+                .flat_map(|b| b.entries().iter().map(|e| e.series))
+                .filter(|id| live.by_id.contains_key(id))
+                .collect()
+        };
         for series in series_ids {
-            if !live.by_id.contains_key(&series) {
-                continue;
-            }
             let sources: Vec<(&Arc<Block>, _)> = inputs
                 .iter()
                 .filter_map(|b| b.entry(series).map(|e| (b, e)))
@@ -363,7 +366,6 @@ impl Engine {
             let (times, values) = merge_runs(&runs, metric.kind());
             writer.add_series(series, sources[0].1.tags.clone(), &times, values.as_slice());
         }
-        drop(live);
 
         let output = if writer.is_empty() {
             None
