@@ -230,6 +230,8 @@ pub(super) struct Engine {
     pub closing: AtomicBool,
     /// Guards the background thread's wake-up flags.
     pub wake: Mutex<WakeFlags>,
+    /// Signalled, with `wake` held, when a flush is requested or the
+    /// engine stops.
     pub wake_signal: Condvar,
     /// Holds the exclusive lock on `LOCK` while the engine lives.
     pub _lock_file: File,

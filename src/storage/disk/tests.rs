@@ -784,3 +784,125 @@ fn durability_parses_from_text() {
     assert!("interval:0ms".parse::<Durability>().is_err());
     assert!("often".parse::<Durability>().is_err());
 }
+
+#[test]
+fn wal_rotates_and_recovers_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    let dumps = write_numbered_batches(&storage, 200);
+    let segments = wal_segments(dir.path());
+    assert!(segments.len() > 3, "{} segments", segments.len());
+    storage.crash();
+
+    let reopened = open(dir.path());
+    assert_eq!(dump(&reopened), dumps[200]);
+    reopened.flush().unwrap();
+    assert_eq!(
+        wal_segments(dir.path()).len(),
+        1,
+        "the flush deletes every covered segment"
+    );
+    reopened.crash();
+    assert_eq!(dump(&open(dir.path())), dumps[200]);
+}
+
+#[test]
+fn damage_in_older_segment_quarantines_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    let dumps = write_numbered_batches(&storage, 100);
+    storage.crash();
+
+    let segments = wal_segments(dir.path());
+    assert!(segments.len() > 2, "{} segments", segments.len());
+    let spans = record_spans(&segments[1]);
+    let records_before: usize = segments[..1].iter().map(|s| record_spans(s).len()).sum();
+    let mut bytes = fs::read(&segments[1]).unwrap();
+    bytes[spans[1].0 + 20] ^= 0x01;
+    fs::write(&segments[1], &bytes).unwrap();
+
+    let reopened = open(dir.path());
+    assert_eq!(dump(&reopened), dumps[records_before + 1]);
+    let damaged: Vec<PathBuf> = fs::read_dir(dir.path().join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".damaged"))
+        .collect();
+    assert_eq!(damaged.len(), segments.len() - 2);
+}
+
+#[test]
+fn scans_see_every_acknowledged_point_during_flushes() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.compaction_min_blocks = 2;
+    config.durability = Durability::None;
+    let storage = Arc::new(DiskStorage::open(config).unwrap());
+    let acknowledged = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let writer = {
+        let (storage, acknowledged, stop) = (storage.clone(), acknowledged.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut next = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                let times: Vec<i64> = (next..next + 10).collect();
+                storage.write(&floats("m", times, vec![1.0; 10])).unwrap();
+                next += 10;
+                acknowledged.store(next, Ordering::SeqCst);
+            }
+        })
+    };
+    let flusher = {
+        let (storage, stop) = (storage.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                storage.flush().unwrap();
+                storage.compact().unwrap();
+            }
+        })
+    };
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut scans = 0;
+    while std::time::Instant::now() < deadline {
+        let expected = acknowledged.load(Ordering::SeqCst);
+        let Some(series) = storage.series("m").first().map(|s| s.id) else {
+            continue;
+        };
+        let mut times = Vec::new();
+        storage
+            .scan("m", series, TimeRange::ALL, &mut |t, _| {
+                times.extend_from_slice(t)
+            })
+            .unwrap();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "scan {scans} is not strictly ascending"
+        );
+        assert!(
+            times.len() as i64 >= expected,
+            "scan {scans} found {} points, {expected} were acknowledged",
+            times.len()
+        );
+        assert!(
+            times
+                .iter()
+                .take(expected as usize)
+                .copied()
+                .eq(0..expected),
+            "scan {scans} has a gap"
+        );
+        scans += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    flusher.join().unwrap();
+    assert!(scans > 10, "only {scans} scans ran");
+}
