@@ -10,10 +10,12 @@
 //!
 //! ```text
 //! magic "TMBLK\0\0\x01"
-//! chunk*                  one per series, see `super::codec`
+//! chunk*                  see `super::codec`; a series' points are cut
+//!                         into chunks of at most CHUNK_MAX_POINTS
 //! index                   version, metric, value kind, WAL sequence range,
-//!                         then per series: id, tags, min/max time, count,
-//!                         sum, min, max, chunk offset, length and CRC32C
+//!                         then per series: id, tags, chunk count, and per
+//!                         chunk: min/max time, count, sum, min, max,
+//!                         offset, length and CRC32C
 //! footer (24 bytes)       index offset u64, index length u32,
 //!                         index CRC32C u32, magic
 //! ```
@@ -36,6 +38,11 @@ use super::wal::WalSeq;
 use crate::model::{Column, ColumnSlice, SeriesId, TagSet, TimestampNs, ValueKind};
 
 const BLOCK_MAGIC: [u8; 8] = *b"TMBLK\x00\x00\x01";
+/// Most points in one chunk. Smaller chunks let a scan of a short range
+/// decode less and give aggregations summaries of shorter spans; larger
+/// ones spread the fixed cost of about 80 bytes of chunk header and index
+/// entry over more points.
+pub const CHUNK_MAX_POINTS: usize = 4096;
 const FOOTER_BYTES: usize = 24;
 const INDEX_VERSION: u8 = 1;
 
@@ -150,7 +157,8 @@ pub struct Block {
     pub min_time_ns: TimestampNs,
     pub max_time_ns: TimestampNs,
     pub point_count: u64,
-    /// Sorted by series id.
+    /// Sorted by series id, then time; chunks of one series do not
+    /// overlap.
     entries: Vec<ChunkEntry>,
     file: File,
 }
@@ -236,7 +244,7 @@ impl Block {
         file_bytes: u64,
         mut entries: Vec<ChunkEntry>,
     ) -> Block {
-        entries.sort_by_key(|e| e.series);
+        entries.sort_by_key(|e| (e.series, e.min_time_ns));
         Block {
             id,
             header,
@@ -254,11 +262,11 @@ impl Block {
         &self.entries
     }
 
-    pub fn entry(&self, series: SeriesId) -> Option<&ChunkEntry> {
-        self.entries
-            .binary_search_by_key(&series, |e| e.series)
-            .ok()
-            .map(|i| &self.entries[i])
+    /// Returns the chunks of one series in time order.
+    pub fn entries_for(&self, series: SeriesId) -> &[ChunkEntry] {
+        let from = self.entries.partition_point(|e| e.series < series);
+        let to = self.entries.partition_point(|e| e.series <= series);
+        &self.entries[from..to]
     }
 
     /// Reads a chunk's bytes and checks its CRC.
@@ -315,8 +323,8 @@ impl BlockWriter {
         self.entries.is_empty()
     }
 
-    /// Encodes the sorted, duplicate-free points of one series. Empty
-    /// input adds nothing.
+    /// Encodes the sorted, duplicate-free points of one series as chunks
+    /// of at most [`CHUNK_MAX_POINTS`]. Empty input adds nothing.
     pub fn add_series(
         &mut self,
         series: SeriesId,
@@ -325,6 +333,24 @@ impl BlockWriter {
         values: ColumnSlice<'_>,
     ) {
         debug_assert!(times_ns.windows(2).all(|w| w[0] < w[1]));
+        for from in (0..times_ns.len()).step_by(CHUNK_MAX_POINTS) {
+            let to = (from + CHUNK_MAX_POINTS).min(times_ns.len());
+            self.add_chunk(
+                series,
+                tags.clone(),
+                &times_ns[from..to],
+                values.slice(from, to),
+            );
+        }
+    }
+
+    fn add_chunk(
+        &mut self,
+        series: SeriesId,
+        tags: Arc<TagSet>,
+        times_ns: &[TimestampNs],
+        values: ColumnSlice<'_>,
+    ) {
         let (Some(&min_time_ns), Some(&max_time_ns)) = (times_ns.first(), times_ns.last()) else {
             return;
         };
@@ -362,7 +388,7 @@ impl BlockWriter {
             mut data,
             mut entries,
         } = self;
-        entries.sort_by_key(|e| e.series);
+        entries.sort_by_key(|e| (e.series, e.min_time_ns));
         let index_offset = data.len() as u64;
         encode_index(&header, &entries, &mut data);
         let index_len = data.len() as u64 - index_offset;
@@ -399,23 +425,28 @@ fn encode_index(header: &BlockHeader, entries: &[ChunkEntry], out: &mut Vec<u8>)
     out.push(value_kind_code(header.kind));
     put_u64(out, header.min_seq.0);
     put_u64(out, header.max_seq.0);
-    put_u64(out, entries.len() as u64);
-    for entry in entries {
-        put_u64(out, entry.series.0);
-        put_u64(out, entry.tags.len() as u64);
-        for (key, value) in entry.tags.iter() {
+    let groups: Vec<&[ChunkEntry]> = entries.chunk_by(|a, b| a.series == b.series).collect();
+    put_u64(out, groups.len() as u64);
+    for chunks in groups {
+        let first = &chunks[0];
+        put_u64(out, first.series.0);
+        put_u64(out, first.tags.len() as u64);
+        for (key, value) in first.tags.iter() {
             put_bytes(out, key.as_bytes());
             put_bytes(out, value.as_bytes());
         }
-        put_i64(out, entry.min_time_ns);
-        put_i64(out, entry.max_time_ns);
-        put_u64(out, entry.stats.count);
-        out.extend_from_slice(&entry.stats.sum.to_le_bytes());
-        out.extend_from_slice(&entry.stats.min.to_le_bytes());
-        out.extend_from_slice(&entry.stats.max.to_le_bytes());
-        put_u64(out, entry.offset);
-        put_u64(out, u64::from(entry.len));
-        out.extend_from_slice(&entry.crc.to_le_bytes());
+        put_u64(out, chunks.len() as u64);
+        for entry in chunks {
+            put_i64(out, entry.min_time_ns);
+            put_i64(out, entry.max_time_ns);
+            put_u64(out, entry.stats.count);
+            out.extend_from_slice(&entry.stats.sum.to_le_bytes());
+            out.extend_from_slice(&entry.stats.min.to_le_bytes());
+            out.extend_from_slice(&entry.stats.max.to_le_bytes());
+            put_u64(out, entry.offset);
+            put_u64(out, u64::from(entry.len));
+            out.extend_from_slice(&entry.crc.to_le_bytes());
+        }
     }
 }
 
@@ -437,9 +468,9 @@ fn decode_index(
         min_seq: WalSeq(reader.varint("min seq")?),
         max_seq: WalSeq(reader.varint("max seq")?),
     };
-    let count = reader.varint("entry count")?;
-    let mut entries = Vec::with_capacity(count.min(1 << 20) as usize);
-    for _ in 0..count {
+    let series_count = reader.varint("series count")?;
+    let mut entries = Vec::with_capacity(series_count.min(1 << 20) as usize);
+    for _ in 0..series_count {
         let series = SeriesId(reader.varint("series id")?);
         let tag_count = reader.varint("tag count")?;
         let mut pairs = Vec::with_capacity(tag_count.min(256) as usize);
@@ -448,33 +479,37 @@ fn decode_index(
             let value = reader.str("tag value")?.to_owned();
             pairs.push((key, value));
         }
-        let min_time_ns = reader.varint_i64("min time")?;
-        let max_time_ns = reader.varint_i64("max time")?;
-        let stats = ChunkStats {
-            count: reader.varint("point count")?,
-            sum: reader.f64_le("sum")?,
-            min: reader.f64_le("min")?,
-            max: reader.f64_le("max")?,
-        };
-        let offset = reader.varint("chunk offset")?;
-        let len = reader.varint("chunk length")?;
-        let crc = reader.u32_le("chunk crc")?;
-        if len > u64::from(u32::MAX) || offset.saturating_add(len) > index_offset {
-            return Err(CodecError::Invalid {
-                what: "chunk entry",
-                detail: format!("chunk at {offset} with length {len} runs past the chunk area"),
+        let tags = Arc::new(TagSet::from_pairs(pairs));
+        let chunk_count = reader.varint("chunk count")?;
+        for _ in 0..chunk_count {
+            let min_time_ns = reader.varint_i64("min time")?;
+            let max_time_ns = reader.varint_i64("max time")?;
+            let stats = ChunkStats {
+                count: reader.varint("point count")?,
+                sum: reader.f64_le("sum")?,
+                min: reader.f64_le("min")?,
+                max: reader.f64_le("max")?,
+            };
+            let offset = reader.varint("chunk offset")?;
+            let len = reader.varint("chunk length")?;
+            let crc = reader.u32_le("chunk crc")?;
+            if len > u64::from(u32::MAX) || offset.saturating_add(len) > index_offset {
+                return Err(CodecError::Invalid {
+                    what: "chunk entry",
+                    detail: format!("chunk at {offset} with length {len} runs past the chunk area"),
+                });
+            }
+            entries.push(ChunkEntry {
+                series,
+                tags: tags.clone(),
+                min_time_ns,
+                max_time_ns,
+                stats,
+                offset,
+                len: len as u32,
+                crc,
             });
         }
-        entries.push(ChunkEntry {
-            series,
-            tags: Arc::new(TagSet::from_pairs(pairs)),
-            min_time_ns,
-            max_time_ns,
-            stats,
-            offset,
-            len: len as u32,
-            crc,
-        });
     }
     if !reader.is_empty() {
         return Err(CodecError::Invalid {
@@ -522,7 +557,9 @@ mod tests {
         assert_eq!(block.header.max_seq, WalSeq(9));
         assert_eq!(block.point_count, 4);
         assert_eq!((block.min_time_ns, block.max_time_ns), (5, 30));
-        let entry = block.entry(SeriesId(7)).unwrap();
+        let [entry] = block.entries_for(SeriesId(7)) else {
+            panic!("series 7 has more than one chunk");
+        };
         assert_eq!(entry.tags, tags);
         assert_eq!(
             entry.stats,
@@ -536,7 +573,44 @@ mod tests {
         let (times, values) = block.read_chunk(entry).unwrap();
         assert_eq!(times, vec![10, 20, 30]);
         assert_eq!(values, Column::F64(vec![1.0, -2.0, 4.0]));
-        assert!(block.entry(SeriesId(3)).is_none());
+        assert!(block.entries_for(SeriesId(3)).is_empty());
+    }
+
+    #[test]
+    fn long_series_is_cut_into_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = BlockWriter::new(header());
+        let count = CHUNK_MAX_POINTS * 2 + 5;
+        let times: Vec<i64> = (0..count as i64).collect();
+        let values: Vec<f64> = times.iter().map(|&t| t as f64).collect();
+        writer.add_series(
+            SeriesId(1),
+            Arc::new(TagSet::default()),
+            &times,
+            ColumnSlice::F64(&values),
+        );
+        writer.add_series(
+            SeriesId(2),
+            Arc::new(TagSet::default()),
+            &[3],
+            ColumnSlice::F64(&[3.0]),
+        );
+        let path = writer.write(dir.path(), BlockId(6)).unwrap().path;
+
+        let block = Block::open(&path, BlockId(6)).unwrap();
+        let chunks = block.entries_for(SeriesId(1));
+        let counts: Vec<u64> = chunks.iter().map(|e| e.stats.count).collect();
+        assert_eq!(
+            counts,
+            vec![CHUNK_MAX_POINTS as u64, CHUNK_MAX_POINTS as u64, 5]
+        );
+        assert_eq!(chunks[1].min_time_ns, CHUNK_MAX_POINTS as i64);
+        let mut read = Vec::new();
+        for chunk in chunks {
+            read.extend(block.read_chunk(chunk).unwrap().0);
+        }
+        assert_eq!(read, times);
+        assert_eq!(block.entries_for(SeriesId(2)).len(), 1);
     }
 
     #[test]
@@ -554,7 +628,7 @@ mod tests {
         bytes[BLOCK_MAGIC.len() + 2] ^= 0x10;
         fs::write(&path, &bytes).unwrap();
         let block = Block::open(&path, BlockId(4)).unwrap();
-        let entry = block.entry(SeriesId(1)).unwrap().clone();
+        let entry = block.entries_for(SeriesId(1))[0].clone();
         assert!(matches!(
             block.read_chunk(&entry),
             Err(BlockError::Corrupt { .. })

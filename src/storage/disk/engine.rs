@@ -619,7 +619,7 @@ impl Engine {
             outcome.points_deleted += head.active.drop_before(cutoff_ns) as u64;
             let keeps_block_points = blocks
                 .iter()
-                .filter_map(|b| b.entry(series.id))
+                .flat_map(|b| b.entries_for(series.id))
                 .any(|e| e.max_time_ns >= cutoff_ns);
             if head.active.is_empty() && !keeps_block_points {
                 emptied.push(series.clone());

@@ -20,7 +20,7 @@ use std::time::Instant;
 use parking_lot::RwLock;
 
 use super::DiskError;
-use super::block::{Block, BlockHeader, BlockId, BlockWriter};
+use super::block::{Block, BlockHeader, BlockId, BlockWriter, ChunkEntry};
 use super::catalog::{Catalog, CatalogBlock};
 use super::engine::{Engine, Maintenance, MetricState, SeriesState, flushed_seq};
 use super::fsutil::sync_dir;
@@ -347,24 +347,31 @@ impl Engine {
                 .collect()
         };
         for series in series_ids {
-            let sources: Vec<(&Arc<Block>, _)> = inputs
+            let sources: Vec<(&Arc<Block>, &[ChunkEntry])> = inputs
                 .iter()
-                .filter_map(|b| b.entry(series).map(|e| (b, e)))
+                .map(|b| (b, b.entries_for(series)))
+                .filter(|(_, chunks)| !chunks.is_empty())
                 .collect();
-            if let [(block, entry)] = sources[..] {
-                writer.add_encoded(entry, &block.read_chunk_bytes(entry)?);
+            if let [(block, chunks)] = sources[..] {
+                for entry in chunks {
+                    writer.add_encoded(entry, &block.read_chunk_bytes(entry)?);
+                }
                 continue;
             }
+            // Chunks in input order: blocks oldest first, each block's
+            // chunks in time order. Chunks of one block never share a
+            // timestamp, so their relative priority does not matter.
             let decoded = sources
                 .iter()
-                .map(|(block, entry)| block.read_chunk(entry))
+                .flat_map(|(block, chunks)| chunks.iter().map(move |entry| block.read_chunk(entry)))
                 .collect::<Result<Vec<_>, _>>()?;
             let runs: Vec<(&[TimestampNs], ColumnSlice<'_>)> = decoded
                 .iter()
                 .map(|(times, values)| (times.as_slice(), values.as_slice()))
                 .collect();
             let (times, values) = merge_runs(&runs, metric.kind());
-            writer.add_series(series, sources[0].1.tags.clone(), &times, values.as_slice());
+            let tags = sources[0].1[0].tags.clone();
+            writer.add_series(series, tags, &times, values.as_slice());
         }
 
         let output = if writer.is_empty() {

@@ -123,24 +123,24 @@ impl Engine {
                 if block.max_time_ns < range.start_ns || block.min_time_ns >= range.end_ns {
                     continue;
                 }
-                let Some(entry) = block.entry(series.id) else {
-                    continue;
-                };
-                if entry.max_time_ns < range.start_ns || entry.min_time_ns >= range.end_ns {
-                    continue;
+                for entry in block.entries_for(series.id) {
+                    if entry.max_time_ns < range.start_ns || entry.min_time_ns >= range.end_ns {
+                        continue;
+                    }
+                    let inside =
+                        range.contains(entry.min_time_ns) && range.contains(entry.max_time_ns);
+                    let decoded = if summaries && inside {
+                        None
+                    } else {
+                        Some(block.read_chunk(entry)?)
+                    };
+                    chunks.push(ChunkRun {
+                        block: block.clone(),
+                        entry: entry.clone(),
+                        priority,
+                        decoded,
+                    });
                 }
-                let inside = range.contains(entry.min_time_ns) && range.contains(entry.max_time_ns);
-                let decoded = if summaries && inside {
-                    None
-                } else {
-                    Some(block.read_chunk(entry)?)
-                };
-                chunks.push(ChunkRun {
-                    block: block.clone(),
-                    entry: entry.clone(),
-                    priority,
-                    decoded,
-                });
             }
 
             let frozen_guard = frozen.as_ref().map(|f| f.read());

@@ -906,3 +906,63 @@ fn scans_see_every_acknowledged_point_during_flushes() {
     flusher.join().unwrap();
     assert!(scans > 10, "only {scans} scans ran");
 }
+
+#[test]
+fn summaries_cover_whole_chunks_inside_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let count = block::CHUNK_MAX_POINTS as i64 * 3;
+    let times: Vec<i64> = (0..count).collect();
+    storage
+        .write(&floats("m", times.clone(), vec![2.0; count as usize]))
+        .unwrap();
+    storage.flush().unwrap();
+    let series = storage.series("m")[0].id;
+
+    // The range cuts the first and last chunk and covers the middle one.
+    let range = TimeRange::new(10, count - 10);
+    let mut points = 0u64;
+    let mut summaries = Vec::new();
+    storage
+        .scan_summarized("m", series, range, &mut |part| match part {
+            ScanPart::Points(t, _) => points += t.len() as u64,
+            ScanPart::Summary(summary) => summaries.push(summary),
+        })
+        .unwrap();
+    let chunk = block::CHUNK_MAX_POINTS as u64;
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].count, chunk);
+    assert_eq!(summaries[0].sum, 2.0 * chunk as f64);
+    assert_eq!(summaries[0].first_time_ns, chunk as i64);
+    assert_eq!(points + summaries[0].count, count as u64 - 20);
+}
+
+#[test]
+fn compaction_joins_small_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.compaction_min_blocks = 3;
+    let storage = DiskStorage::open(config).unwrap();
+    for part in 0..3i64 {
+        storage
+            .write(&floats("m", vec![part * 10, part * 10 + 1], vec![1.0, 2.0]))
+            .unwrap();
+        storage.flush().unwrap();
+    }
+    let before = dump(&storage);
+    assert_eq!(storage.compact().unwrap(), 1);
+    let blocks = storage.engine.metric_state("m").unwrap().block_list();
+    assert_eq!(blocks.len(), 1);
+    let series = storage.series("m")[0].id;
+    assert_eq!(
+        blocks[0].entries_for(series).len(),
+        1,
+        "three two-point chunks become one"
+    );
+    assert_eq!(dump(&storage), before);
+    assert_eq!(
+        block_files(dir.path()).len(),
+        1,
+        "the merged inputs are deleted"
+    );
+}
