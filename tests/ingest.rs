@@ -330,3 +330,43 @@ async fn half_received_message_stores_nothing() {
 
     assert_eq!(count_points(&server, "torn").await, 5);
 }
+
+#[tokio::test]
+async fn full_ingest_queue_slows_writers_without_losing_points() {
+    let config = tidemark::server::ServerConfig {
+        ingest: tidemark::ingest::IngestConfig {
+            threads: 1,
+            queue_capacity: 1,
+        },
+        ..Default::default()
+    };
+    let server = TestServer::start_with(config).await;
+
+    // Eight streams compete for a queue of one batch.
+    let mut calls = Vec::new();
+    for stream in 0..8i64 {
+        let mut ingest = server.ingest().await;
+        calls.push(tokio::spawn(async move {
+            let messages: Vec<pb::StreamPointsRequest> = (0..50i64)
+                .map(|m| pb::StreamPointsRequest {
+                    points: vec![],
+                    series: vec![pb::SeriesPoints {
+                        metric: "pressure".into(),
+                        tags: [("stream".to_string(), stream.to_string())].into(),
+                        times_unix_nano: (0..100).map(|i| m * 100 + i).collect(),
+                        int_values: (0..100).collect(),
+                        ..Default::default()
+                    }],
+                })
+                .collect();
+            ingest
+                .stream_points(futures::stream::iter(messages))
+                .await
+                .map(|r| r.into_inner().accepted)
+        }));
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), 5_000);
+    }
+    assert_eq!(count_points(&server, "pressure").await, 40_000);
+}

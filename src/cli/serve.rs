@@ -68,7 +68,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_INGEST_THREADS", default_value_t = 2)]
     pub ingest_threads: usize,
 
-    /// Batches the ingest queue holds before writers wait.
+    /// Capacity of the ingest queue in batches; writers wait when it is full.
     #[arg(long, env = "TIDEMARK_INGEST_QUEUE", default_value_t = 64)]
     pub ingest_queue: usize,
 
@@ -108,7 +108,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
 
-    /// Updates a live subscriber's queue holds before the oldest is dropped.
+    /// Capacity of each live subscriber queue; when full, the oldest update is dropped.
     #[arg(long, env = "TIDEMARK_SUBSCRIBER_QUEUE", default_value_t = 1024)]
     pub subscriber_queue: usize,
 
@@ -196,8 +196,10 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).with_context(|| {
         format!("invalid --log-level {filter:?}; use a level such as info or debug")
     })?;
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init()
         .map_err(|e| anyhow::anyhow!("failed to set up logging: {e}"))

@@ -11,7 +11,7 @@ use crate::model::{GroupKey, SeriesId, TimestampNs, ValueRef};
 /// percentiles to the quantile sketch.
 pub const LIVE_EXACT_VALUE_CAP: usize = 65_536;
 
-/// How a subscription wants its windows pushed.
+/// Emission policy of a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmitMode {
     /// Only the FINAL update when a window closes.
