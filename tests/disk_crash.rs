@@ -104,8 +104,8 @@ impl Drop for Server {
     }
 }
 
-/// Removes ANSI colour sequences (`ESC [ ... letter`), which the log
-/// output contains even when it goes to a pipe.
+/// Removes ANSI colour sequences (`ESC [ ... letter`), so the address is
+/// found even if the server colours its log.
 fn strip_ansi(line: &str) -> String {
     let mut plain = String::with_capacity(line.len());
     let mut chars = line.chars();
