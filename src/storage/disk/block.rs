@@ -38,10 +38,10 @@ use super::wal::WalSeq;
 use crate::model::{Column, ColumnSlice, SeriesId, TagSet, TimestampNs, ValueKind};
 
 const BLOCK_MAGIC: [u8; 8] = *b"TMBLK\x00\x00\x01";
-/// Most points in one chunk. Smaller chunks let a scan of a short range
-/// decode less and give aggregations summaries of shorter spans; larger
-/// ones spread the fixed cost of about 80 bytes of chunk header and index
-/// entry over more points.
+/// Maximum number of points in one chunk. Smaller chunks let a scan of a
+/// short range decode less and give aggregations summaries of shorter
+/// spans. Larger ones spread the fixed cost per chunk, about 70 bytes of
+/// chunk header and index entry on a regular gauge, over more points.
 pub const CHUNK_MAX_POINTS: usize = 4096;
 const FOOTER_BYTES: usize = 24;
 const INDEX_VERSION: u8 = 1;
@@ -136,7 +136,7 @@ pub struct ChunkEntry {
     crc: u32,
 }
 
-/// What a block holds besides its chunks.
+/// Metadata of a block besides its chunks.
 #[derive(Debug, Clone)]
 pub struct BlockHeader {
     pub metric: String,
