@@ -2,6 +2,7 @@
 //! [`RunningServer`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +14,15 @@ use crate::live::LiveConfig;
 use crate::model::limits::Limits;
 use crate::server::{RunningServer, ServerConfig};
 use crate::storage::Storage;
+use crate::storage::disk::{DiskConfig, DiskStorage, Durability};
 use crate::storage::memory::MemoryStorage;
 
 /// Storage engine choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StorageKind {
+    /// Durable engine with a write-ahead log and compressed blocks under
+    /// --data-dir.
+    Disk,
     /// Everything in RAM; nothing survives a restart.
     Memory,
 }
@@ -31,8 +36,29 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Storage engine.
-    #[arg(long, env = "TIDEMARK_STORAGE", value_enum, default_value = "memory")]
+    #[arg(long, env = "TIDEMARK_STORAGE", value_enum, default_value = "disk")]
     pub storage: StorageKind,
+
+    /// Directory of the disk engine's WAL, blocks and catalog; created if
+    /// missing.
+    #[arg(long, env = "TIDEMARK_DATA_DIR", default_value = "./tidemark-data")]
+    pub data_dir: PathBuf,
+
+    /// When a write is acknowledged by the disk engine: sync (after its WAL
+    /// fsync), interval or interval:<N>ms (fsync every N ms, 100 by
+    /// default; a power loss may lose that much), or none (no fsync).
+    #[arg(long, env = "TIDEMARK_DURABILITY", default_value = "sync")]
+    pub durability: Durability,
+
+    /// The disk engine writes its in-memory head to a block once the head
+    /// contains this many points.
+    #[arg(long, env = "TIDEMARK_HEAD_FLUSH_POINTS", default_value_t = 1_000_000)]
+    pub head_flush_points: u64,
+
+    /// The disk engine writes its head to blocks at least this often while
+    /// it has unflushed writes; this bounds WAL replay time after a crash.
+    #[arg(long, env = "TIDEMARK_HEAD_FLUSH_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub head_flush_age: Duration,
 
     /// Log filter, such as info, debug or tidemark=debug,info.
     #[arg(long, env = "TIDEMARK_LOG", default_value = "info")]
@@ -122,8 +148,24 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log_level)?;
 
+    let mut disk = None;
     let storage: Arc<dyn Storage> = match args.storage {
         StorageKind::Memory => Arc::new(MemoryStorage::new()),
+        StorageKind::Disk => {
+            let mut config = DiskConfig::new(&args.data_dir);
+            config.durability = args.durability;
+            config.head_flush_points = args.head_flush_points;
+            config.head_flush_age = args.head_flush_age;
+            let storage = DiskStorage::open(config).with_context(|| {
+                format!(
+                    "could not open the data directory {}",
+                    args.data_dir.display()
+                )
+            })?;
+            let storage = Arc::new(storage);
+            disk = Some(storage.clone());
+            storage
+        }
     };
 
     let server = RunningServer::start(args.listen, storage, args.server_config())
@@ -140,6 +182,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .stop()
         .await
         .context("the server failed while shutting down")?;
+    if let Some(disk) = disk {
+        // Flushes the head into blocks so the next start replays little.
+        tokio::task::spawn_blocking(move || disk.close())
+            .await
+            .context("closing the disk storage panicked")?
+            .context("closing the disk storage failed; the next start replays the WAL")?;
+    }
     Ok(())
 }
 

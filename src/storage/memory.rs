@@ -127,6 +127,11 @@ impl SeriesData {
         }
     }
 
+    /// Returns every point.
+    pub fn as_slices(&self) -> (&[TimestampNs], ColumnSlice<'_>) {
+        (&self.times_ns, self.values.as_slice())
+    }
+
     /// Returns the points inside `range`.
     pub fn range_slices(&self, range: TimeRange) -> (&[TimestampNs], ColumnSlice<'_>) {
         let from = self.times_ns.partition_point(|&t| t < range.start_ns);

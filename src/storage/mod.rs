@@ -3,9 +3,10 @@
 //! The ingest threads call [`Storage::write`]; the query engine, the live
 //! window backfill and the retention pass read through [`Storage::scan`]
 //! and the catalog methods. Two engines implement the trait: `memory`
-//! (everything in RAM, gone at exit) and the durable on-disk engine. The
+//! (everything in RAM, gone at exit) and `disk`, the durable engine. The
 //! integration tests run against both, so they must behave the same.
 
+pub mod disk;
 pub mod memory;
 
 use std::sync::Arc;
@@ -115,6 +116,32 @@ pub struct StorageStats {
     pub memory_bytes: u64,
 }
 
+/// Count, sum, minimum and maximum of a run of stored points, handed
+/// over by [`Storage::scan_summarized`] in place of the points. Values are
+/// taken as `f64` the way aggregations see them: integers are converted
+/// and bools are 1 or 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointSummary {
+    /// Time of the first point of the run.
+    pub first_time_ns: TimestampNs,
+    /// Time of the last point of the run.
+    pub last_time_ns: TimestampNs,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// One piece of a [`Storage::scan_summarized`] result.
+#[derive(Debug, Clone, Copy)]
+pub enum ScanPart<'a> {
+    /// Points in ascending time order, as [`Storage::scan`] delivers them.
+    Points(&'a [TimestampNs], ColumnSlice<'a>),
+    /// Every point of the series from `first_time_ns` to `last_time_ns`
+    /// inclusive, summarized.
+    Summary(PointSummary),
+}
+
 /// The default retention policies: name and maximum age.
 pub fn default_retention_policies() -> Vec<RetentionPolicy> {
     const HOUR: u64 = 3600;
@@ -205,6 +232,27 @@ pub trait Storage: Send + Sync + 'static {
         range: TimeRange,
         visit: &mut dyn FnMut(&[TimestampNs], ColumnSlice<'_>),
     ) -> Result<(), StorageError>;
+
+    /// Scans like [`Storage::scan`], but the engine may hand over a run of
+    /// points as a [`ScanPart::Summary`] when it has the count, sum, min
+    /// and max without decoding them, as the disk engine has for a whole
+    /// block chunk. Parts arrive in ascending time order and never
+    /// overlap; a summary lies entirely inside `range`. Summaries are
+    /// given only for numeric metrics, never for STRING ones. An
+    /// aggregation may use a summary whose time span falls inside one
+    /// bucket and must otherwise fall back to [`Storage::scan`] for that
+    /// span. The default implementation never summarizes.
+    fn scan_summarized(
+        &self,
+        metric: &str,
+        series: SeriesId,
+        range: TimeRange,
+        visit: &mut dyn FnMut(ScanPart<'_>),
+    ) -> Result<(), StorageError> {
+        self.scan(metric, series, range, &mut |times, values| {
+            visit(ScanPart::Points(times, values))
+        })
+    }
 
     fn stats(&self) -> StorageStats;
 }

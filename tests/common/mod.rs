@@ -17,6 +17,7 @@ use tidemark::proto::v1::query_service_client::QueryServiceClient;
 use tidemark::proto::v1::{self as pb};
 use tidemark::server::{RunningServer, ServerConfig};
 use tidemark::storage::Storage;
+use tidemark::storage::disk::{DiskConfig, DiskStorage};
 use tidemark::storage::memory::MemoryStorage;
 use tonic::transport::Channel;
 
@@ -33,7 +34,13 @@ pub struct TestServer {
 fn storage_for_test() -> (Arc<dyn Storage>, Option<tempfile::TempDir>) {
     match std::env::var("TIDEMARK_TEST_STORAGE").as_deref() {
         Ok("memory") | Err(_) => (Arc::new(MemoryStorage::new()), None),
-        Ok(other) => panic!("TIDEMARK_TEST_STORAGE={other:?} is not supported; use memory"),
+        Ok("disk") => {
+            let dir = tempfile::tempdir().expect("create a data directory");
+            let storage =
+                DiskStorage::open(DiskConfig::new(dir.path())).expect("open disk storage");
+            (Arc::new(storage), Some(dir))
+        }
+        Ok(other) => panic!("TIDEMARK_TEST_STORAGE={other:?} is not supported; use memory or disk"),
     }
 }
 
