@@ -7,7 +7,7 @@
 //! drains its queue and joins its threads, so every acknowledged batch is
 //! applied before [`RunningServer::wait`] returns.
 
-mod size_limit;
+mod decode_errors;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub live: LiveConfig,
     /// Interval of the background retention pass.
     pub retention_interval: Duration,
+    /// How long shutdown waits for requests in flight before it stops
+    /// anyway.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             ingest: IngestConfig::default(),
             live: LiveConfig::default(),
             retention_interval: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -129,7 +133,7 @@ async fn serve(
     listener: TcpListener,
     storage: Arc<dyn Storage>,
     config: ServerConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let limits = Arc::new(config.limits.clone());
     let gate = Arc::new(RwLock::new(()));
@@ -144,11 +148,15 @@ async fn serve(
     let retention =
         spawn_retention_task(storage.clone(), config.retention_interval, shutdown.clone());
 
-    // Tonic rejects messages over its decoding limit itself; `size_limit`
-    // turns that status into RESOURCE_EXHAUSTED.
+    // Tonic rejects messages over its decoding limit itself;
+    // `decode_errors` turns that status into RESOURCE_EXHAUSTED.
     let max_message = config.limits.max_message_bytes;
-    let ingest = IngestServiceServer::new(IngestHandler::new(pipeline.clone(), limits.clone()))
-        .max_decoding_message_size(max_message);
+    let ingest = IngestServiceServer::new(IngestHandler::new(
+        pipeline.clone(),
+        limits.clone(),
+        shutdown.clone(),
+    ))
+    .max_decoding_message_size(max_message);
     let query =
         QueryServiceServer::new(QueryHandler::new(engine)).max_decoding_message_size(max_message);
     let live = LiveServiceServer::new(LiveHandler::new(hub.clone(), limits.clone()))
@@ -192,16 +200,17 @@ async fn serve(
     );
 
     let live_hub = hub.clone();
+    let mut stop_signal = shutdown.clone();
     let stop = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
+        let _ = stop_signal.wait_for(|stop| *stop).await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         // Live streams never end on their own; closing the queues ends them
         // so the graceful shutdown does not wait forever.
         live_hub.shutdown();
     };
 
-    let result = tonic::transport::Server::builder()
-        .layer(size_limit::SizeLimitLayer)
+    let serving = tonic::transport::Server::builder()
+        .layer(decode_errors::DecodeErrorLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -209,8 +218,23 @@ async fn serve(
         .add_service(query)
         .add_service(live)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-        .await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+
+    // A client that never finishes its request must not hold shutdown
+    // forever: after the grace period the server stops without it.
+    let grace = config.shutdown_grace;
+    let mut grace_signal = shutdown.clone();
+    let grace_expired = async move {
+        let _ = grace_signal.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = serving => result,
+        _ = grace_expired => {
+            tracing::warn!(grace_secs = grace.as_secs_f64(), "requests still in flight after the shutdown grace period; stopping without them");
+            Ok(())
+        }
+    };
 
     // Every handler has returned, so no new batch can arrive; drain the
     // ones queued and join the ingest threads.

@@ -572,3 +572,232 @@ async fn invalid_admin_requests_rejected() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn fill_bucket_limit_covers_all_groups() {
+    let config = tidemark::server::ServerConfig {
+        limits: tidemark::model::limits::Limits {
+            max_buckets: 1000,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let server = TestServer::start_with(config).await;
+    // Five groups; 300 one-second buckets each fit alone but not together.
+    let points = (0..5)
+        .map(|g| double_point("grp", g, 1.0, &[("g", &g.to_string())]))
+        .collect();
+    write(&server, points).await;
+    let status = aggregate_status(
+        &server,
+        pb::AggregateRequest {
+            metric: "grp".into(),
+            granularity: pb::Granularity::Second as i32,
+            range: range(0, 300 * SECOND_NS),
+            fill: pb::Fill::Null as i32,
+            group_by: vec!["g".into()],
+            ..valid_aggregate()
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("1500 buckets"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn oversized_response_is_resource_exhausted() {
+    let server = TestServer::start().await;
+    let big = "s".repeat(60_000);
+    for batch in 0..3 {
+        let points = (0..100)
+            .map(|i| {
+                point(
+                    "big_text",
+                    batch * 100 + i,
+                    pb::point::Value::StringValue(big.clone()),
+                    &[],
+                )
+            })
+            .collect();
+        assert_eq!(write(&server, points).await.accepted, 100);
+    }
+    let status = server
+        .query()
+        .await
+        .query_points(pb::QueryPointsRequest {
+            metrics: vec!["big_text".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("16777216"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("offset"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn invalid_protobuf_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut h2 = h2.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{}/tidemark.v1.QueryService/Aggregate",
+            server.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = h2.send_request(request, false).unwrap();
+    // A gRPC frame whose payload is a truncated varint.
+    let frame = vec![0u8, 0, 0, 0, 2, 0x08, 0xff];
+    body.send_data(frame.into(), true).unwrap();
+
+    let response = response.await.unwrap();
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(status.as_deref(), Some("3"), "{:?}", response.headers());
+}
+
+#[tokio::test]
+async fn value_filter_must_suit_metric_kind() {
+    let server = TestServer::start().await;
+    write(&server, vec![double_point("m", 1, 1.0, &[])]).await;
+    let string_operand = pb::Filter {
+        field: "value".into(),
+        op: pb::Operator::Gt as i32,
+        values: vec![pb::FilterValue {
+            value: Some(pb::filter_value::Value::StringValue("abc".into())),
+        }],
+    };
+    let status = aggregate_status(
+        &server,
+        pb::AggregateRequest {
+            filters: vec![string_operand],
+            ..valid_aggregate()
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("string \"abc\""),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains("double values"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn time_zone_checked_even_with_step() {
+    let server = TestServer::start().await;
+    let status = aggregate_status(
+        &server,
+        pb::AggregateRequest {
+            step: duration(Duration::from_secs(60)),
+            time_zone: "Nope/Nope".into(),
+            ..valid_aggregate()
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("Nope/Nope"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn huge_inputs_are_not_echoed_in_full() {
+    let server = TestServer::start().await;
+    let huge = "(".repeat(100_000);
+    let status = aggregate_status(
+        &server,
+        pb::AggregateRequest {
+            filters: vec![tag_filter("host", pb::Operator::Regex, &[&huge])],
+            ..valid_aggregate()
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().len() < 5000,
+        "{} bytes",
+        status.message().len()
+    );
+}
+
+#[tokio::test]
+async fn metadata_and_policy_names_are_checked() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+
+    let status = admin
+        .set_retention_policy(pb::SetRetentionPolicyRequest {
+            policy: Some(pb::RetentionPolicy {
+                name: "evil\nname".into(),
+                duration: duration(Duration::from_secs(60)),
+            }),
+            metrics: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("policy.name"),
+        "{}",
+        status.message()
+    );
+
+    let status = admin
+        .create_metric(pb::CreateMetricRequest {
+            name: "m".into(),
+            data_type: pb::MetricDataType::Float as i32,
+            description: "clear\u{1b}[2J".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("description"),
+        "{}",
+        status.message()
+    );
+
+    let status = admin
+        .create_metric(pb::CreateMetricRequest {
+            name: "m".into(),
+            data_type: pb::MetricDataType::Float as i32,
+            unit: "u".repeat(65),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("65 bytes"),
+        "{}",
+        status.message()
+    );
+}

@@ -370,3 +370,51 @@ async fn full_ingest_queue_slows_writers_without_losing_points() {
     }
     assert_eq!(count_points(&server, "pressure").await, 40_000);
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_stream_with_applied_count() {
+    let config = tidemark::server::ServerConfig {
+        shutdown_grace: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut ingest = server.ingest().await;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<pb::StreamPointsRequest>(4);
+    let call = tokio::spawn(async move {
+        ingest
+            .stream_points(tokio_stream::wrappers::ReceiverStream::new(receiver))
+            .await
+    });
+    sender
+        .send(pb::StreamPointsRequest {
+            points: (0..10).map(|i| double_point("open", i, 1.0, &[])).collect(),
+            series: vec![],
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_points(&server, "open").await < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the message was not applied in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The client keeps the stream open; shutdown must not wait for it.
+    let started = Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown waited for the open stream"
+    );
+
+    let status = call.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("10 points were accepted"),
+        "{}",
+        status.message()
+    );
+    drop(sender);
+}

@@ -780,3 +780,34 @@ async fn statistics_of_a_metric() {
     assert_eq!(empty.count, 0);
     assert_eq!(empty.mean, None);
 }
+
+#[tokio::test]
+async fn group_by_accepts_tags_prefix() {
+    let server = TestServer::start().await;
+    write(
+        &server,
+        vec![
+            double_point("pre", JAN_1_2024_NS, 1.0, &[("host", "a")]),
+            double_point("pre", JAN_1_2024_NS, 2.0, &[("host", "b")]),
+        ],
+    )
+    .await;
+    let response = aggregate(
+        &server,
+        pb::AggregateRequest {
+            group_by: vec!["tags.host".into()],
+            ..request(
+                "pre",
+                pb::Granularity::Day,
+                vec![spec(pb::Aggregation::Sum)],
+            )
+        },
+    )
+    .await;
+    let hosts: Vec<Option<&String>> = response
+        .series
+        .iter()
+        .map(|s| s.group.get("host"))
+        .collect();
+    assert_eq!(hosts, vec![Some(&"a".to_string()), Some(&"b".to_string())]);
+}

@@ -145,8 +145,9 @@ impl Bucketer {
         }
         name.parse::<Tz>().map_err(|_| {
             format!(
-                "invalid time zone {name:?}: expected an IANA name such as \"Europe/Berlin\", \
-                 or an empty string for UTC"
+                "invalid time zone {}: expected an IANA name such as \"Europe/Berlin\", \
+                 or an empty string for UTC",
+                crate::model::limits::excerpt(name)
             )
         })
     }

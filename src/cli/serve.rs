@@ -65,56 +65,89 @@ pub struct ServeArgs {
     pub log_level: String,
 
     /// Number of ingest threads that apply batches to storage.
-    #[arg(long, env = "TIDEMARK_INGEST_THREADS", default_value_t = 2)]
+    #[arg(long, env = "TIDEMARK_INGEST_THREADS", default_value_t = 2, value_parser = parse_positive)]
     pub ingest_threads: usize,
 
     /// Capacity of the ingest queue in batches; writers wait when it is full.
-    #[arg(long, env = "TIDEMARK_INGEST_QUEUE", default_value_t = 64)]
+    #[arg(long, env = "TIDEMARK_INGEST_QUEUE", default_value_t = 64, value_parser = parse_positive)]
     pub ingest_queue: usize,
 
     /// Maximum metric name length in bytes.
-    #[arg(long, env = "TIDEMARK_MAX_METRIC_NAME_BYTES", default_value_t = 256)]
+    #[arg(long, env = "TIDEMARK_MAX_METRIC_NAME_BYTES", default_value_t = 256, value_parser = parse_positive)]
     pub max_metric_name_bytes: usize,
 
     /// Maximum tags per point.
-    #[arg(long, env = "TIDEMARK_MAX_TAGS", default_value_t = 32)]
+    #[arg(long, env = "TIDEMARK_MAX_TAGS", default_value_t = 32, value_parser = parse_positive)]
     pub max_tags: usize,
 
     /// Maximum tag key length in bytes.
-    #[arg(long, env = "TIDEMARK_MAX_TAG_KEY_BYTES", default_value_t = 256)]
+    #[arg(long, env = "TIDEMARK_MAX_TAG_KEY_BYTES", default_value_t = 256, value_parser = parse_positive)]
     pub max_tag_key_bytes: usize,
 
     /// Maximum tag value length in bytes.
-    #[arg(long, env = "TIDEMARK_MAX_TAG_VALUE_BYTES", default_value_t = 1024)]
+    #[arg(long, env = "TIDEMARK_MAX_TAG_VALUE_BYTES", default_value_t = 1024, value_parser = parse_positive)]
     pub max_tag_value_bytes: usize,
 
     /// Maximum string value length in bytes.
-    #[arg(long, env = "TIDEMARK_MAX_STRING_VALUE_BYTES", default_value_t = 65536)]
+    #[arg(long, env = "TIDEMARK_MAX_STRING_VALUE_BYTES", default_value_t = 65536, value_parser = parse_positive)]
     pub max_string_value_bytes: usize,
 
     /// Maximum encoded gRPC message size in bytes.
-    #[arg(long, env = "TIDEMARK_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "TIDEMARK_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = parse_positive)]
     pub max_message_bytes: usize,
 
-    /// Maximum points one QueryPoints call may return.
-    #[arg(long, env = "TIDEMARK_MAX_QUERY_POINTS", default_value_t = 1_000_000)]
+    /// Maximum points one QueryPoints call may return; a request with
+    /// limit 0 gets min(10000, this).
+    #[arg(long, env = "TIDEMARK_MAX_QUERY_POINTS", default_value_t = 1_000_000, value_parser = parse_positive)]
     pub max_query_points: usize,
 
-    /// Maximum buckets per group one Aggregate call may produce.
-    #[arg(long, env = "TIDEMARK_MAX_BUCKETS", default_value_t = 1_000_000)]
+    /// Maximum buckets one Aggregate call may produce, over all groups.
+    #[arg(long, env = "TIDEMARK_MAX_BUCKETS", default_value_t = 1_000_000, value_parser = parse_positive)]
     pub max_buckets: usize,
 
-    /// A live subscriber gets a heartbeat after this long without updates.
-    #[arg(long, env = "TIDEMARK_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    /// A live subscriber gets a heartbeat after this long without updates
+    /// (at least 10ms).
+    #[arg(long, env = "TIDEMARK_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_heartbeat_interval)]
     pub heartbeat_interval: Duration,
 
     /// Capacity of each live subscriber queue; when full, the oldest update is dropped.
-    #[arg(long, env = "TIDEMARK_SUBSCRIBER_QUEUE", default_value_t = 1024)]
+    #[arg(long, env = "TIDEMARK_SUBSCRIBER_QUEUE", default_value_t = 1024, value_parser = parse_positive)]
     pub subscriber_queue: usize,
 
-    /// Interval of the background retention pass.
-    #[arg(long, env = "TIDEMARK_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    /// Interval of the background retention pass (at least 1s).
+    #[arg(long, env = "TIDEMARK_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_retention_interval)]
     pub retention_interval: Duration,
+
+    /// On shutdown, how long to wait for requests in flight before
+    /// stopping without them. A second SIGINT or SIGTERM stops at once.
+    #[arg(long, env = "TIDEMARK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 is not allowed; the value must be at least 1".to_owned()),
+        Ok(value) => Ok(value),
+        Err(error) => Err(format!("invalid number {text:?}: {error}")),
+    }
+}
+
+fn parse_duration_at_least(text: &str, minimum: Duration) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < minimum {
+        return Err(format!(
+            "{text:?} is shorter than the minimum of {minimum:?}"
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_heartbeat_interval(text: &str) -> Result<Duration, String> {
+    parse_duration_at_least(text, Duration::from_millis(10))
+}
+
+fn parse_retention_interval(text: &str) -> Result<Duration, String> {
+    parse_duration_at_least(text, Duration::from_secs(1))
 }
 
 impl ServeArgs {
@@ -140,6 +173,7 @@ impl ServeArgs {
                 ..LiveConfig::default()
             },
             retention_interval: self.retention_interval,
+            shutdown_grace: self.shutdown_grace,
         }
     }
 }
@@ -178,8 +212,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })?;
 
     wait_for_signal().await?;
+    server.trigger_shutdown();
+    // A second signal means the operator does not want to wait. Under
+    // sync durability every acknowledged write is already on disk.
+    tokio::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            tracing::warn!(
+                "second shutdown signal; exiting without waiting for requests in flight"
+            );
+            std::process::exit(130);
+        }
+    });
     server
-        .stop()
+        .wait()
         .await
         .context("the server failed while shutting down")?;
     if let Some(disk) = disk {

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{data_type_from_proto, data_type_to_proto, duration, duration_to_proto};
 use super::status::ApiError;
-use crate::model::limits::Limits;
+use crate::model::limits::{Limits, excerpt};
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_service_server::AdminService;
 use crate::retention::apply_retention;
@@ -15,6 +15,45 @@ use crate::storage::{MetricInfo, MetricSpec, RetentionPolicy, Storage};
 
 /// Longest retention policy name, in bytes.
 const MAX_POLICY_NAME_BYTES: usize = 128;
+
+/// Longest metric description, in bytes.
+const MAX_DESCRIPTION_BYTES: usize = 1024;
+
+/// Longest metric unit, in bytes.
+const MAX_UNIT_BYTES: usize = 64;
+
+/// Checks a policy name: 1 to 128 bytes of `[A-Za-z0-9_.:-]`, so names are
+/// safe to print in logs and tables.
+fn check_policy_name(field: &str, name: &str) -> Result<(), ApiError> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+    if name.is_empty() || name.len() > MAX_POLICY_NAME_BYTES || !valid_chars {
+        return Err(ApiError::invalid(format!(
+            "{field} {} is invalid; a policy name is 1 to {MAX_POLICY_NAME_BYTES} bytes of [A-Za-z0-9_.:-]",
+            excerpt(name)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks free text such as a description: bounded and without control
+/// characters, which would corrupt logs and terminals.
+fn check_text(field: &str, text: &str, max_bytes: usize) -> Result<(), ApiError> {
+    if text.len() > max_bytes {
+        return Err(ApiError::invalid(format!(
+            "{field} is {} bytes long, over the limit of {max_bytes} bytes",
+            text.len()
+        )));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(ApiError::invalid(format!(
+            "{field} contains the control character {:?}; use printable text",
+            c
+        )));
+    }
+    Ok(())
+}
 
 pub struct AdminHandler {
     storage: Arc<dyn Storage>,
@@ -63,6 +102,11 @@ impl AdminService for AdminHandler {
         let request = request.into_inner();
         self.check_name("name", &request.name)?;
         let data_type = data_type_from_proto("data_type", request.data_type)?;
+        check_text("description", &request.description, MAX_DESCRIPTION_BYTES)?;
+        check_text("unit", &request.unit, MAX_UNIT_BYTES)?;
+        if !request.retention_policy.is_empty() {
+            check_policy_name("retention_policy", &request.retention_policy)?;
+        }
 
         let info = self.storage.create_metric(MetricSpec {
             name: request.name,
@@ -132,13 +176,7 @@ impl AdminService for AdminHandler {
             .policy
             .ok_or_else(|| ApiError::invalid("policy is not set; give a name and a duration"))?;
 
-        if policy.name.is_empty() || policy.name.len() > MAX_POLICY_NAME_BYTES {
-            return Err(ApiError::invalid(format!(
-                "policy.name {:?} must be 1 to {MAX_POLICY_NAME_BYTES} bytes long",
-                policy.name
-            ))
-            .into());
-        }
+        check_policy_name("policy.name", &policy.name)?;
         let max_age = duration("policy.duration", policy.duration.as_ref())?.ok_or_else(|| {
             ApiError::invalid("policy.duration is not set; give the maximum age of points")
         })?;

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status, Streaming};
+use tokio::sync::watch;
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::points::decode_message;
+use super::status::DECODE_ERROR_PREFIX;
 use crate::ingest::IngestPipeline;
 use crate::model::Rejection;
 use crate::model::limits::Limits;
@@ -20,11 +22,22 @@ const MAX_REPORTED_ERRORS: usize = 100;
 pub struct IngestHandler {
     pipeline: Arc<IngestPipeline>,
     limits: Arc<Limits>,
+    /// Turns true when the server shuts down; open streams then stop
+    /// reading and report what they applied.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl IngestHandler {
-    pub fn new(pipeline: Arc<IngestPipeline>, limits: Arc<Limits>) -> Self {
-        IngestHandler { pipeline, limits }
+    pub fn new(
+        pipeline: Arc<IngestPipeline>,
+        limits: Arc<Limits>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        IngestHandler {
+            pipeline,
+            limits,
+            shutdown,
+        }
     }
 }
 
@@ -73,6 +86,31 @@ impl IngestHandler {
     }
 }
 
+/// Explains a failed stream read. Tonic reports an oversized message as
+/// OUT_OF_RANGE and invalid protobuf as INTERNAL; clients get
+/// RESOURCE_EXHAUSTED or INVALID_ARGUMENT and how much of the stream was
+/// applied before it.
+fn stream_error(status: Status, tally: &Tally, next_index: u64) -> Status {
+    if status.code() == Code::Internal && status.message().starts_with(DECODE_ERROR_PREFIX) {
+        return Status::invalid_argument(format!(
+            "{}; the stream stopped there after {} points were accepted and {} rejected",
+            status.message(),
+            tally.accepted,
+            tally.rejected
+        ));
+    }
+    let oversized = status.code() == Code::OutOfRange && status.message().contains("too large");
+    if !oversized {
+        return status;
+    }
+    Status::resource_exhausted(format!(
+        "{}; the stream stopped there after {} points were accepted and {} rejected; resend from position {next_index} in smaller messages",
+        status.message(),
+        tally.accepted,
+        tally.rejected
+    ))
+}
+
 #[tonic::async_trait]
 impl IngestService for IngestHandler {
     async fn stream_points(
@@ -84,10 +122,26 @@ impl IngestService for IngestHandler {
         let mut next_index = 0u64;
         let mut messages = 0u64;
 
+        let mut shutdown = self.shutdown.clone();
+
         // Each message is applied before the next one is read, so the
         // stream's messages are applied in order. If the client cancels,
         // `message()` fails and what was applied stays applied.
-        while let Some(message) = stream.message().await? {
+        loop {
+            let received = tokio::select! {
+                received = stream.message() => received,
+                _ = shutdown.wait_for(|stopping| *stopping) => {
+                    return Err(Status::unavailable(format!(
+                        "server is shutting down; this stream stopped after {} points were accepted and {} rejected; resend from position {next_index}",
+                        tally.accepted, tally.rejected
+                    )));
+                }
+            };
+            let message = match received {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(status) => return Err(stream_error(status, &tally, next_index)),
+            };
             let count = self
                 .apply_message(message.points, message.series, next_index, &mut tally)
                 .await?;

@@ -1,6 +1,7 @@
 //! `QueryService`: validates queries, runs them on the blocking pool and
 //! converts the results.
 
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::convert::{duration, filter_set, positive_duration_ns, time_range, unknown_enum};
@@ -9,6 +10,8 @@ use crate::aggregate::bucket::{Bucketer, Granularity};
 use crate::aggregate::fill::FillMode;
 use crate::aggregate::{AggFn, AggValue};
 use crate::model::Value;
+use crate::model::filter::FilterSet;
+use crate::model::limits::excerpt;
 use crate::proto::v1 as pb;
 use crate::proto::v1::query_service_server::QueryService;
 use crate::query::{AggregateQuery, PointsQuery, QueryEngine, QueryError};
@@ -32,6 +35,17 @@ impl QueryHandler {
             .map_err(ApiError::InvalidArgument)
     }
 
+    /// Validates filters for a metric; value filters must suit the metric's
+    /// value kind when the metric exists.
+    fn filters_for(&self, metric: &str, filters: &[pb::Filter]) -> Result<FilterSet, ApiError> {
+        let set = filter_set(filters)?;
+        if let Some(info) = self.engine.storage().metric(metric) {
+            set.check_value_kind(info.data_type.column_kind())
+                .map_err(|reason| ApiError::invalid(format!("filters: {reason}")))?;
+        }
+        Ok(set)
+    }
+
     /// Runs a query on the blocking pool, so a long scan does not hold a
     /// tokio worker.
     async fn run<T: Send + 'static>(
@@ -47,6 +61,23 @@ impl QueryHandler {
             Err(join) => Err(ApiError::Internal(format!("{what} failed: {join}"))),
         }
     }
+}
+
+/// Rejects a response larger than the message limit, which clients with
+/// the same limit could not decode.
+fn check_response_size(
+    what: &str,
+    message: &impl Message,
+    max_bytes: usize,
+    advice: &str,
+) -> Result<(), ApiError> {
+    let size = message.encoded_len();
+    if size > max_bytes {
+        return Err(ApiError::ResourceExhausted(format!(
+            "{what} response would be {size} bytes, over the limit of {max_bytes} bytes (max_message_bytes); {advice}"
+        )));
+    }
+    Ok(())
 }
 
 fn value_to_proto(value: Value) -> pb::point::Value {
@@ -125,24 +156,35 @@ pub fn agg_functions(specs: &[pb::AggregationSpec]) -> Result<Vec<AggFn>, ApiErr
     Ok(functions)
 }
 
-/// Validates group-by tag keys; shared with the live service.
+/// Validates group-by tag keys; shared with the live service. A `tags.`
+/// prefix, as filters spell tag fields, is accepted and removed.
 pub fn group_by_keys(keys: &[String], max_key_bytes: usize) -> Result<Vec<String>, ApiError> {
-    for (i, key) in keys.iter().enumerate() {
+    let mut validated: Vec<String> = Vec::with_capacity(keys.len());
+    for (i, raw) in keys.iter().enumerate() {
+        let key = raw.strip_prefix("tags.").unwrap_or(raw);
         if key.is_empty() || key.len() > max_key_bytes {
             return Err(ApiError::invalid(format!(
-                "group_by[{i}] {key:?} must be a tag key of 1 to {max_key_bytes} bytes"
+                "group_by[{i}] {} must be a tag key of 1 to {max_key_bytes} bytes",
+                excerpt(raw)
             )));
         }
-        if keys[..i].contains(key) {
+        if validated.iter().any(|k| k == key) {
             return Err(ApiError::invalid(format!(
-                "group_by[{i}] {key:?} is repeated"
+                "group_by[{i}] {} is repeated",
+                excerpt(raw)
             )));
         }
+        validated.push(key.to_owned());
     }
-    Ok(keys.to_vec())
+    Ok(validated)
 }
 
 fn bucketer(request: &pb::AggregateRequest) -> Result<Bucketer, ApiError> {
+    // Validated even when `step` makes it irrelevant, so a typo is not
+    // silently ignored.
+    let tz = Bucketer::parse_time_zone(&request.time_zone)
+        .map_err(|reason| ApiError::invalid(format!("time_zone: {reason}")))?;
+
     if let Some(step) = duration("step", request.step.as_ref())? {
         let width_ns = positive_duration_ns("step", step)?;
         return Bucketer::fixed(width_ns).map_err(ApiError::InvalidArgument);
@@ -163,8 +205,6 @@ fn bucketer(request: &pb::AggregateRequest) -> Result<Bucketer, ApiError> {
         }
         Err(_) => return Err(unknown_enum("granularity", request.granularity)),
     };
-    let tz = Bucketer::parse_time_zone(&request.time_zone)
-        .map_err(|reason| ApiError::invalid(format!("time_zone: {reason}")))?;
     Ok(Bucketer::calendar(granularity, tz))
 }
 
@@ -232,11 +272,18 @@ impl QueryService for QueryHandler {
                     .collect(),
             })
             .collect();
-        Ok(Response::new(pb::QueryPointsResponse {
+        let response = pb::QueryPointsResponse {
             points,
             total_matched: result.total_matched,
             points_scanned: result.points_scanned,
-        }))
+        };
+        check_response_size(
+            "QueryPoints",
+            &response,
+            self.engine.limits().max_message_bytes,
+            "lower limit and page with offset, or narrow the range",
+        )?;
+        Ok(Response::new(response))
     }
 
     async fn aggregate(
@@ -252,7 +299,7 @@ impl QueryService for QueryHandler {
                 Some(_) => Some(time_range("range", request.range.as_ref())?),
                 None => None,
             },
-            filters: filter_set(&request.filters)?,
+            filters: self.filters_for(&request.metric, &request.filters)?,
             bucketer: bucketer(&request)?,
             functions: agg_functions(&request.aggregations)?,
             group_by: group_by_keys(&request.group_by, self.engine.limits().max_tag_key_bytes)?,
@@ -280,10 +327,17 @@ impl QueryService for QueryHandler {
                     .collect(),
             })
             .collect();
-        Ok(Response::new(pb::AggregateResponse {
+        let response = pb::AggregateResponse {
             series,
             points_scanned: result.points_scanned,
-        }))
+        };
+        check_response_size(
+            "Aggregate",
+            &response,
+            self.engine.limits().max_message_bytes,
+            "use a wider granularity or step, a shorter range, or fewer groups",
+        )?;
+        Ok(Response::new(response))
     }
 
     async fn get_statistics(
@@ -293,7 +347,7 @@ impl QueryService for QueryHandler {
         let request = request.into_inner();
         self.check_metric("metric", &request.metric)?;
         let range = time_range("range", request.range.as_ref())?;
-        let filters = filter_set(&request.filters)?;
+        let filters = self.filters_for(&request.metric, &request.filters)?;
         tracing::debug!(metric = %request.metric, "get_statistics");
 
         let metric = request.metric;

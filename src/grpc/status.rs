@@ -5,6 +5,10 @@ use tonic::{Code, Status};
 use crate::ingest::IngestError;
 use crate::storage::StorageError;
 
+/// Start of tonic's status message for a request that is not valid
+/// protobuf (tonic 0.14).
+pub const DECODE_ERROR_PREFIX: &str = "failed to decode Protobuf message";
+
 /// An error of the API layer, mapped to exactly one gRPC code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -36,6 +40,24 @@ impl ApiError {
     }
 }
 
+/// Longest status message sent to a client. gRPC clients reject
+/// responses whose metadata exceeds about 16 KiB, so a message that echoes
+/// a huge input must be cut.
+const MAX_STATUS_MESSAGE_BYTES: usize = 4096;
+
+fn truncate_message(mut message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE_BYTES {
+        return message;
+    }
+    let mut cut = MAX_STATUS_MESSAGE_BYTES;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message.truncate(cut);
+    message.push_str("... (message truncated)");
+    message
+}
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Status {
         let code = match &error {
@@ -49,7 +71,7 @@ impl From<ApiError> for Status {
         if code == Code::Internal {
             tracing::error!(error = %error, "request failed with an internal error");
         }
-        Status::new(code, error.to_string())
+        Status::new(code, truncate_message(error.to_string()))
     }
 }
 

@@ -7,7 +7,8 @@
 
 use regex::Regex;
 
-use super::{TagSet, TimeRange, TimestampNs, ValueRef};
+use super::limits::excerpt;
+use super::{TagSet, TimeRange, TimestampNs, ValueKind, ValueRef};
 
 /// Largest compiled regular expression a filter may use, in bytes.
 const MAX_REGEX_SIZE_BYTES: usize = 1 << 20;
@@ -40,6 +41,46 @@ pub enum Operand {
     F64(f64),
     I64(i64),
     Bool(bool),
+}
+
+impl std::fmt::Display for FilterField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilterField::Value => f.write_str("\"value\""),
+            FilterField::Time => f.write_str("\"time\""),
+            FilterField::Tag(key) => write!(f, "{}", excerpt(&format!("tags.{key}"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Operator::Eq => "EQ",
+            Operator::Ne => "NE",
+            Operator::Gt => "GT",
+            Operator::Gte => "GTE",
+            Operator::Lt => "LT",
+            Operator::Lte => "LTE",
+            Operator::In => "IN",
+            Operator::Like => "LIKE",
+            Operator::Regex => "REGEX",
+            Operator::Exists => "EXISTS",
+            Operator::NotExists => "NOT_EXISTS",
+        };
+        f.write_str(name)
+    }
+}
+
+impl std::fmt::Display for Operand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operand::Str(v) => write!(f, "string {}", excerpt(v)),
+            Operand::F64(v) => write!(f, "double {v}"),
+            Operand::I64(v) => write!(f, "int {v}"),
+            Operand::Bool(v) => write!(f, "bool {v}"),
+        }
+    }
 }
 
 impl Operand {
@@ -76,7 +117,8 @@ impl Filter {
                 Some(key) if !key.is_empty() => FilterField::Tag(key.to_owned()),
                 _ => {
                     return Err(format!(
-                        "filter field {other:?} is invalid; use \"value\", \"time\" or \"tags.<key>\""
+                        "filter field {} is invalid; use \"value\", \"time\" or \"tags.<key>\"",
+                        excerpt(other)
                     ));
                 }
             },
@@ -94,7 +136,7 @@ impl Filter {
                 _ => "exactly one value",
             };
             return Err(format!(
-                "filter on {field:?} with operator {op:?} has {} values; it takes {wanted}",
+                "filter on {field} with operator {op} has {} values; it takes {wanted}",
                 operands.len()
             ));
         }
@@ -103,7 +145,7 @@ impl Filter {
             && !matches!(field, FilterField::Tag(_))
         {
             return Err(format!(
-                "filter operator {op:?} applies only to tags.<key> fields, not to {field:?}"
+                "filter operator {op} applies only to tags.<key> fields, not to {field}"
             ));
         }
 
@@ -112,21 +154,19 @@ impl Filter {
                 && v.is_nan()
             {
                 return Err(format!(
-                    "filter on {field:?} has a NaN value; NaN is not comparable"
+                    "filter on {field} has a NaN value; NaN is not comparable"
                 ));
             }
             match (&field, operand) {
                 (FilterField::Time, Operand::Str(_) | Operand::F64(_) | Operand::Bool(_)) => {
                     return Err(format!(
-                        "filter on \"time\" has value {operand:?}; time filters take int values in nanoseconds since the Unix epoch"
+                        "filter on \"time\" has value {operand}; time filters take int values in nanoseconds since the Unix epoch"
                     ));
                 }
-                (FilterField::Tag(key), Operand::Str(_)) => {
-                    let _ = key;
-                }
-                (FilterField::Tag(key), other) => {
+                (FilterField::Tag(_), Operand::Str(_)) => {}
+                (FilterField::Tag(_), other) => {
                     return Err(format!(
-                        "filter on tags.{key} has value {other:?}; tag filters take string values"
+                        "filter on {field} has value {other}; tag filters take string values"
                     ));
                 }
                 _ => {}
@@ -139,22 +179,23 @@ impl Filter {
             Operator::Regex => {
                 let Operand::Str(pattern) = &operands[0] else {
                     return Err(format!(
-                        "filter on {field:?} with REGEX needs a string pattern"
+                        "filter on {field} with REGEX needs a string pattern"
                     ));
                 };
                 let compiled = regex::RegexBuilder::new(pattern)
                     .size_limit(MAX_REGEX_SIZE_BYTES)
                     .build()
                     .map_err(|e| {
-                        format!("filter on {field:?} has an invalid regex {pattern:?}: {e}")
+                        format!(
+                            "filter on {field} has an invalid regex {}: {e}",
+                            excerpt(pattern)
+                        )
                     })?;
                 regex = Some(compiled);
             }
             Operator::Like => {
                 let Operand::Str(needle) = &operands[0] else {
-                    return Err(format!(
-                        "filter on {field:?} with LIKE needs a string value"
-                    ));
+                    return Err(format!("filter on {field} with LIKE needs a string value"));
                 };
                 like_needle = Some(needle.to_lowercase());
             }
@@ -284,6 +325,36 @@ impl FilterSet {
             },
             FilterField::Tag(_) => true,
         })
+    }
+
+    /// Checks that every value filter can match values of `kind`, the
+    /// value column kind of the queried metric: numbers compare with
+    /// numbers and strings with strings, and LIKE and REGEX need strings.
+    pub fn check_value_kind(&self, kind: ValueKind) -> Result<(), String> {
+        let numeric_metric = kind != ValueKind::Str;
+        for filter in &self.point_filters {
+            if filter.field != FilterField::Value {
+                continue;
+            }
+            if numeric_metric && matches!(filter.op, Operator::Like | Operator::Regex) {
+                return Err(format!(
+                    "filter on \"value\" with operator {} needs string values, but the metric holds {} values",
+                    filter.op,
+                    kind.name()
+                ));
+            }
+            for operand in &filter.operands {
+                let numeric_operand = !matches!(operand, Operand::Str(_));
+                if numeric_operand != numeric_metric {
+                    return Err(format!(
+                        "filter on \"value\" compares with {operand}, but the metric holds {} values; use a {} operand",
+                        kind.name(),
+                        if numeric_metric { "numeric" } else { "string" }
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Narrows a range by the time filters that bound it (GT, GTE, LT,

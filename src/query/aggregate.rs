@@ -77,6 +77,20 @@ impl QueryEngine {
             }
         };
 
+        // The bucket limit covers the whole response, not each group, so a
+        // request with many groups cannot fill its way past it.
+        let max_buckets = self.limits.max_buckets;
+        if let (true, Some((first_start, last_start))) = (query.fill != FillMode::None, fill_span) {
+            let per_group = query.bucketer.count_buckets(first_start, last_start);
+            let total = per_group.saturating_mul(groups.len() as u64);
+            if total > max_buckets as u64 {
+                return Err(QueryError::TooLarge(format!(
+                    "fill would produce {total} buckets ({per_group} in each of {} groups), more than the limit of {max_buckets} (max_buckets); use a wider granularity or step, a shorter range, or fewer groups",
+                    groups.len()
+                )));
+            }
+        }
+
         let mut ordered: Vec<(GroupKey, GroupBuckets)> = groups.into_iter().collect();
         ordered.sort_by(|a, b| a.0.cmp(&b.0));
 
