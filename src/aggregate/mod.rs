@@ -446,6 +446,28 @@ impl Accumulator {
         }
     }
 
+    /// Reports whether [`Accumulator::push_summary`] can stand in for the
+    /// points: only COUNT, SUM, MEAN, MIN, MAX and RATE are tracked.
+    pub fn accepts_summaries(&self) -> bool {
+        let t = self.tracked;
+        !(t.moments || t.trend || t.quantiles || t.first || t.last || t.increase)
+    }
+
+    /// Adds `count` numeric points known only by their sum, minimum and
+    /// maximum, such as a block chunk's index entry. The caller checks
+    /// [`Accumulator::accepts_summaries`] first.
+    pub fn push_summary(&mut self, count: u64, sum: f64, min: f64, max: f64) {
+        debug_assert!(self.accepts_summaries());
+        if count == 0 {
+            return;
+        }
+        self.count += count;
+        self.numeric_count += count;
+        self.sum += sum;
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+    }
+
     /// Number of points pushed, string values included.
     pub fn count(&self) -> u64 {
         self.count
@@ -537,6 +559,53 @@ impl Accumulator {
             AggFn::First => sample_result(&self.first),
             AggFn::Last => sample_result(&self.last),
             AggFn::Increase => optional(self.increase.total()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn summary_matches_pushed_points() {
+        let fns = [
+            AggFn::Count,
+            AggFn::Sum,
+            AggFn::Mean,
+            AggFn::Min,
+            AggFn::Max,
+            AggFn::Rate,
+        ];
+        let times = [1, 2, 3, 4];
+        let values = [4.0, -1.0, 2.5, 8.0];
+
+        let mut by_points = Accumulator::new(&fns, None);
+        by_points.push_run(SeriesId(1), &times, ColumnSlice::F64(&values));
+        let mut by_summary = Accumulator::new(&fns, None);
+        assert!(by_summary.accepts_summaries());
+        by_summary.push_summary(4, 13.5, -1.0, 8.0);
+
+        assert_eq!(by_summary.count(), by_points.count());
+        assert_eq!(
+            by_summary.finish(&fns, 1_000_000_000),
+            by_points.finish(&fns, 1_000_000_000)
+        );
+    }
+
+    #[test]
+    fn summaries_refused_for_order_statistics() {
+        for function in [
+            AggFn::Median,
+            AggFn::StdDev,
+            AggFn::First,
+            AggFn::Increase,
+            AggFn::Trend,
+        ] {
+            assert!(
+                !Accumulator::new(&[AggFn::Sum, function], None).accepts_summaries(),
+                "{function:?}"
+            );
         }
     }
 }

@@ -7,7 +7,8 @@ use crate::aggregate::bucket::Bucketer;
 use crate::aggregate::fill::{FillMode, FilledBucket, fill};
 use crate::aggregate::{Accumulator, AggFn};
 use crate::model::filter::FilterSet;
-use crate::model::{GroupKey, TimeRange, TimestampNs, group_key};
+use crate::model::{ColumnSlice, GroupKey, SeriesId, TimeRange, TimestampNs, group_key};
+use crate::storage::{PointSummary, ScanPart};
 
 #[derive(Debug)]
 pub struct AggregateQuery {
@@ -142,7 +143,12 @@ impl QueryEngine {
         let bucketer = &mut query.bucketer;
         let max_buckets = self.limits.max_buckets;
         let mut bucket_total = 0usize;
-        let mut too_many = false;
+
+        // Block summaries (count, sum, min, max of a whole chunk) can stand
+        // in for points when no point is filtered and no function needs the
+        // individual values.
+        let use_summaries =
+            !filters.has_point_filters() && Accumulator::new(functions, None).accepts_summaries();
 
         for series in self.storage.series(&query.metric) {
             if !filters.matches_series(&series.tags) {
@@ -151,51 +157,119 @@ impl QueryEngine {
             let buckets = groups
                 .entry(group_key(&series.tags, &query.group_by))
                 .or_default();
-            self.storage
-                .scan(&query.metric, series.id, range, &mut |times, values| {
-                    *points_scanned += times.len() as u64;
-                    if too_many {
-                        return;
-                    }
-                    if filters.has_point_filters() {
-                        for (i, &time_ns) in times.iter().enumerate() {
-                            let value = values.get(i);
-                            if !filters.matches_point(time_ns, value) {
-                                continue;
-                            }
-                            let (start_ns, end_ns) = bucketer.bucket_of(time_ns);
-                            let (_, accumulator) = buckets.entry(start_ns).or_insert_with(|| {
-                                bucket_total += 1;
-                                (end_ns, Accumulator::new(functions, None))
-                            });
-                            accumulator.push(series.id, time_ns, value);
-                        }
-                    } else {
-                        let mut from = 0;
-                        while from < times.len() {
-                            let (start_ns, end_ns) = bucketer.bucket_of(times[from]);
-                            let to = from + times[from..].partition_point(|&t| t < end_ns);
-                            let (_, accumulator) = buckets.entry(start_ns).or_insert_with(|| {
-                                bucket_total += 1;
-                                (end_ns, Accumulator::new(functions, None))
-                            });
-                            accumulator.push_run(
-                                series.id,
-                                &times[from..to],
-                                values.slice(from, to),
-                            );
-                            from = to;
-                        }
-                    }
-                    too_many = bucket_total > max_buckets;
-                })?;
+            let mut run = RunAccumulation {
+                functions,
+                filters,
+                bucketer: &mut *bucketer,
+                buckets,
+                bucket_total: &mut bucket_total,
+                points_scanned: &mut *points_scanned,
+            };
 
-            if too_many {
+            if use_summaries {
+                // Summaries that straddle a bucket boundary are scanned
+                // point by point afterwards, outside the storage callback.
+                let mut straddling: Vec<TimeRange> = Vec::new();
+                self.storage
+                    .scan_summarized(&query.metric, series.id, range, &mut |part| match part {
+                        ScanPart::Points(times, values) => run.add_points(series.id, times, values),
+                        ScanPart::Summary(summary) => {
+                            if !run.add_summary(&summary) {
+                                straddling.push(TimeRange::new(
+                                    summary.first_time_ns,
+                                    summary.last_time_ns.saturating_add(1),
+                                ));
+                            }
+                        }
+                    })?;
+                for span in straddling {
+                    self.storage
+                        .scan(&query.metric, series.id, span, &mut |times, values| {
+                            run.add_points(series.id, times, values)
+                        })?;
+                }
+            } else {
+                self.storage
+                    .scan(&query.metric, series.id, range, &mut |times, values| {
+                        run.add_points(series.id, times, values)
+                    })?;
+            }
+
+            if bucket_total > max_buckets {
                 return Err(QueryError::TooLarge(format!(
                     "aggregation produces more than {max_buckets} buckets (max_buckets); use a wider granularity or step, or a shorter range"
                 )));
             }
         }
         Ok(())
+    }
+}
+
+/// Feeds the scanned parts of one series into its group's buckets.
+struct RunAccumulation<'a> {
+    functions: &'a [AggFn],
+    filters: &'a FilterSet,
+    bucketer: &'a mut Bucketer,
+    buckets: &'a mut GroupBuckets,
+    bucket_total: &'a mut usize,
+    points_scanned: &'a mut u64,
+}
+
+impl RunAccumulation<'_> {
+    fn accumulator(&mut self, start_ns: TimestampNs, end_ns: TimestampNs) -> &mut Accumulator {
+        let functions = self.functions;
+        let bucket_total = &mut *self.bucket_total;
+        let (_, accumulator) = self.buckets.entry(start_ns).or_insert_with(|| {
+            *bucket_total += 1;
+            (end_ns, Accumulator::new(functions, None))
+        });
+        accumulator
+    }
+
+    fn add_points(&mut self, series: SeriesId, times: &[TimestampNs], values: ColumnSlice<'_>) {
+        *self.points_scanned += times.len() as u64;
+
+        if self.filters.has_point_filters() {
+            for (i, &time_ns) in times.iter().enumerate() {
+                let value = values.get(i);
+                if !self.filters.matches_point(time_ns, value) {
+                    continue;
+                }
+                let (start_ns, end_ns) = self.bucketer.bucket_of(time_ns);
+                self.accumulator(start_ns, end_ns)
+                    .push(series, time_ns, value);
+            }
+            return;
+        }
+
+        // Points are sorted, so each bucket's points form one run.
+        let mut from = 0;
+        while from < times.len() {
+            let (start_ns, end_ns) = self.bucketer.bucket_of(times[from]);
+            let to = from + times[from..].partition_point(|&t| t < end_ns);
+            self.accumulator(start_ns, end_ns).push_run(
+                series,
+                &times[from..to],
+                values.slice(from, to),
+            );
+            from = to;
+        }
+    }
+
+    /// Adds a summary if it lies inside one bucket; returns false if it
+    /// straddles a boundary and its points must be scanned instead.
+    fn add_summary(&mut self, summary: &PointSummary) -> bool {
+        let (start_ns, end_ns) = self.bucketer.bucket_of(summary.first_time_ns);
+        if summary.last_time_ns >= end_ns {
+            return false;
+        }
+        *self.points_scanned += summary.count;
+        self.accumulator(start_ns, end_ns).push_summary(
+            summary.count,
+            summary.sum,
+            summary.min,
+            summary.max,
+        );
+        true
     }
 }
