@@ -66,6 +66,9 @@ mod tests {
 
     const MINUTE_NS: i64 = 60_000_000_000;
 
+    /// Group, bucket start, count and values of one bucket.
+    type BucketRow = (Vec<(String, String)>, i64, u64, Vec<AggValue>);
+
     fn batch() -> WriteBatch {
         let series = (0..3)
             .map(|s| {
@@ -85,10 +88,7 @@ mod tests {
         WriteBatch { series }
     }
 
-    fn run(
-        storage: Arc<dyn Storage>,
-        width_ns: i64,
-    ) -> Vec<(Vec<(String, String)>, i64, u64, Vec<AggValue>)> {
+    fn run(storage: Arc<dyn Storage>, width_ns: i64) -> Vec<BucketRow> {
         let engine = QueryEngine::new(storage, Arc::new(Limits::default()));
         let mut query = AggregateQuery {
             metric: "m".into(),
