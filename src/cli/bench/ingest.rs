@@ -493,7 +493,12 @@ pub async fn run(args: IngestArgs, client: &ClientArgs) -> anyhow::Result<()> {
             Target::Victoriametrics => "json-lines",
         },
     );
-    report.text("mode", if args.unary { "unary" } else { "stream" });
+    let mode = match args.target.target {
+        Target::Victoriametrics => "http",
+        Target::Tidemark if args.unary => "unary",
+        Target::Tidemark => "stream",
+    };
+    report.text("mode", mode);
     report.text("shape", args.data.shape.name());
     report.text("metric", args.data.metric.as_str());
     report.count("series", series as u64);
