@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use tidemark::cli::bench::{self, BenchArgs};
 use tidemark::cli::serve::{self, ServeArgs};
 use tidemark::cli::{self, ClientArgs, ClientCommand};
 
@@ -29,6 +30,10 @@ enum Command {
 
     #[command(flatten)]
     Client(ClientCommand),
+
+    /// Drive a running server with a benchmark load and print
+    /// throughput and latency.
+    Bench(BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         match parsed.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Client(command) => cli::run(command, &parsed.client).await,
+            Command::Bench(args) => bench::run(args, &parsed.client).await,
         }
     });
 

@@ -1,12 +1,13 @@
-//! The `tidemark` command line: `serve` (in [`serve`]) and the client
+//! The `tidemark` command line: `serve` (in [`serve`]), the client
 //! subcommands `write`, `query`, `aggregate`, `stats`, `watch` and
-//! `metrics`.
+//! `metrics`, and the load generators under `bench` (in [`bench`]).
 //!
 //! Each command builds its request in a pure function, calls the server
 //! over gRPC, and prints the result as a table, JSON lines or CSV
 //! (`--output`). Errors are returned as `anyhow::Error`s, not printed.
 //! Each message names what failed and suggests the next step.
 
+pub mod bench;
 pub mod filter;
 pub mod input;
 pub mod output;
