@@ -3,7 +3,9 @@
 //! Commands build a [`Table`] of typed [`Cell`]s and the format decides how
 //! each cell is written: JSON keeps numbers, booleans and tag maps typed,
 //! while the table and CSV write text. JSON and CSV write every value in
-//! full, but the table shortens cells longer than [`MAX_TABLE_CELL_CHARS`].
+//! full. The table, which is meant for reading, rounds floats to 15
+//! significant digits and shortens cells longer than
+//! [`MAX_TABLE_CELL_CHARS`].
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -264,12 +266,16 @@ struct TableText {
     shortened: bool,
 }
 
-/// Converts a cell to its table text. Control characters such as
-/// newlines are escaped so that one row stays on one line. A text of more than
+/// Converts a cell to its table text. Floats are rounded by
+/// [`round_float_text`], and control characters such as newlines are
+/// escaped so that one row stays on one line. A text of more than
 /// [`MAX_TABLE_CELL_CHARS`] characters after escaping is cut there and
 /// ends with a marker that gives the full length in bytes.
 fn table_text(cell: &Cell) -> TableText {
-    let text = cell.to_text();
+    let text = match cell {
+        Cell::Float(number) => round_float_text(*number),
+        other => other.to_text(),
+    };
 
     let mut output = String::new();
     let mut output_chars = 0;
@@ -294,6 +300,18 @@ fn table_text(cell: &Cell) -> TableText {
         text: output,
         shortened: false,
     }
+}
+
+/// Formats a float rounded to 15 significant digits (`f64::DIGITS`), so
+/// that noise from binary rounding in the 16th and 17th digits is hidden
+/// and 3.9970000000000003 prints as 3.997. Any decimal of up to 15
+/// significant digits survives a conversion to f64 and back unchanged.
+fn round_float_text(number: f64) -> String {
+    let significant_digits = f64::DIGITS as usize;
+    let rounded = format!("{:.*e}", significant_digits - 1, number)
+        .parse::<f64>()
+        .unwrap_or(number);
+    rounded.to_string()
 }
 
 /// Formats one row as a JSON object whose keys follow the column order.
@@ -538,6 +556,34 @@ memory, used\n";
                 cell.len()
             );
         }
+    }
+
+    #[test]
+    fn table_rounds_float_noise() {
+        let cases: &[(f64, &str)] = &[
+            (3.9970000000000003, "3.997"),
+            (0.1 + 0.2, "0.3"),
+            (2.5, "2.5"),
+            (-1.0e-7, "-0.0000001"),
+            (1.0e20, "100000000000000000000"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (number, expected) in cases {
+            assert_eq!(table_text(&Cell::Float(*number)).text, *expected);
+        }
+
+        let mut table = Table::new(["p99.9"]);
+        table.push(vec![Cell::Float(3.9970000000000003)]);
+        assert_eq!(render(&table, OutputFormat::Table), "p99.9\n3.997\n");
+        assert_eq!(
+            render(&table, OutputFormat::Csv),
+            "p99.9\n3.9970000000000003\n"
+        );
+        assert_eq!(
+            render(&table, OutputFormat::Json),
+            "{\"p99.9\":3.9970000000000003}\n"
+        );
     }
 
     #[test]
