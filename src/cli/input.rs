@@ -158,15 +158,16 @@ impl CsvHeader {
 
 /// Types a CSV value cell: an integer, then a float, then `true` or
 /// `false`, and otherwise the cell's text as a string.
+///
+/// Floats include `inf`, `infinity` and `NaN` in any case and with an
+/// optional sign, as `f64::from_str` reads them. NaN is sent as a double
+/// so that the server rejects the point with its reason.
 pub fn parse_csv_value(cell: &str) -> point::Value {
     let trimmed = cell.trim();
     if let Ok(number) = trimmed.parse::<i64>() {
         return point::Value::IntValue(number);
     }
-    // A digit is required so that words such as "inf" and "nan" stay strings.
-    if trimmed.chars().any(|c| c.is_ascii_digit())
-        && let Ok(number) = trimmed.parse::<f64>()
-    {
+    if let Ok(number) = trimmed.parse::<f64>() {
         return point::Value::DoubleValue(number);
     }
     match trimmed {
@@ -510,13 +511,48 @@ mod tests {
             ("true", point::Value::BoolValue(true)),
             ("false", point::Value::BoolValue(false)),
             ("True", point::Value::StringValue("True".into())),
-            ("inf", point::Value::StringValue("inf".into())),
-            ("nan", point::Value::StringValue("nan".into())),
             ("ok", point::Value::StringValue("ok".into())),
             (" ok", point::Value::StringValue(" ok".into())),
         ];
         for (cell, expected) in cases {
             assert_eq!(parse_csv_value(cell), *expected, "cell {cell:?}");
+        }
+    }
+
+    #[test]
+    fn csv_infinity_and_nan_are_doubles() {
+        let infinities: &[(&str, f64)] = &[
+            ("inf", f64::INFINITY),
+            ("+inf", f64::INFINITY),
+            ("-inf", f64::NEG_INFINITY),
+            ("Inf", f64::INFINITY),
+            ("-INF", f64::NEG_INFINITY),
+            ("infinity", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            (" inf ", f64::INFINITY),
+        ];
+        for (cell, expected) in infinities {
+            assert_eq!(
+                parse_csv_value(cell),
+                point::Value::DoubleValue(*expected),
+                "cell {cell:?}"
+            );
+        }
+
+        for cell in ["NaN", "nan", "NAN", "-nan"] {
+            let value = parse_csv_value(cell);
+            assert!(
+                matches!(value, point::Value::DoubleValue(number) if number.is_nan()),
+                "cell {cell:?} gave {value:?}"
+            );
+        }
+
+        for cell in ["infinite", "nano", "in f"] {
+            assert_eq!(
+                parse_csv_value(cell),
+                point::Value::StringValue(cell.to_owned()),
+                "cell {cell:?}"
+            );
         }
     }
 

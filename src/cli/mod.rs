@@ -58,8 +58,10 @@ pub enum ClientCommand {
     /// CSV starts with a header row such as `metric,time,value,host`.
     /// Columns other than metric, time and value are tags, and an empty tag
     /// cell leaves the tag out. CSV values are read as an integer, then a
-    /// float, then true or false, and otherwise as a string. A JSON line
-    /// looks like {"metric":"cpu","time":"2026-12-04T10:00:00Z","value":1.5,"tags":{"host":"a"}}.
+    /// float, then true or false, and otherwise as a string. Floats include
+    /// inf, -inf and NaN in any case, and the server rejects NaN. A JSON
+    /// line looks like {"metric":"cpu","time":"2026-12-04T10:00:00Z","value":1.5,"tags":{"host":"a"}},
+    /// and its string values stay strings, "inf" included.
     ///
     /// A time is integer nanoseconds since the Unix epoch or RFC 3339, and
     /// a line without one gets the current time. The command fails when any
