@@ -64,7 +64,9 @@ pub enum ClientCommand {
     /// and its string values stay strings, "inf" included.
     ///
     /// A time is integer nanoseconds since the Unix epoch or RFC 3339, and
-    /// a line without one gets the current time. The command fails when any
+    /// a line without one gets the current time. An integer time below
+    /// 10^12 gets a warning on stderr because it looks like seconds, but
+    /// it is written as nanoseconds. The command fails when any
     /// line could not be parsed or any point was rejected, and lists the
     /// first problems with their line numbers.
     Write(WriteArgs),
