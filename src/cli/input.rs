@@ -372,7 +372,8 @@ fn parse_json_value(json: &Json) -> Result<point::Value, String> {
 }
 
 /// Reads the `tags` object. Number and boolean tag values are written as
-/// text, and a null value leaves the tag out.
+/// text, such as "8080" and "true". A null tag value is an error, because
+/// dropping the tag would move the point to another series.
 fn parse_json_tags(json: &Json) -> Result<HashMap<String, String>, String> {
     let object = match json {
         Json::Object(object) => object,
@@ -391,7 +392,11 @@ fn parse_json_tags(json: &Json) -> Result<HashMap<String, String>, String> {
             Json::String(text) => text.clone(),
             Json::Number(number) => number.to_string(),
             Json::Bool(flag) => flag.to_string(),
-            Json::Null => continue,
+            Json::Null => {
+                return Err(format!(
+                    "tag {key:?} is null; give it a string value or leave the tag out"
+                ));
+            }
             other => {
                 return Err(format!(
                     "tag {key:?} must be a string, found {}",
@@ -731,7 +736,8 @@ mod tests {
 
     #[test]
     fn json_line_to_point() {
-        let line = r#"{"metric":"cpu","time":1000,"value":1.5,"tags":{"host":"a","port":8080,"up":true,"gone":null}}"#;
+        let line =
+            r#"{"metric":"cpu","time":1000,"value":1.5,"tags":{"host":"a","port":8080,"up":true}}"#;
         let point = parse_json_line(line, &defaults(None)).unwrap().point;
         assert_eq!(point.metric, "cpu");
         assert_eq!(point.time_unix_nano, 1_000);
@@ -807,6 +813,10 @@ mod tests {
             (
                 r#"{"metric":"m","value":1,"tags":{"k":{}}}"#,
                 "tag \"k\" must be a string",
+            ),
+            (
+                r#"{"metric":"m","value":1,"tags":{"host":"a","dc":null}}"#,
+                "tag \"dc\" is null",
             ),
             (
                 r#"{"metric":"m","value":1,"tag":{}}"#,

@@ -59,16 +59,20 @@ pub enum ClientCommand {
     /// Columns other than metric, time and value are tags, and an empty tag
     /// cell leaves the tag out. CSV values are read as an integer, then a
     /// float, then true or false, and otherwise as a string. Floats include
-    /// inf, -inf and NaN in any case, and the server rejects NaN. A JSON
-    /// line looks like {"metric":"cpu","time":"2026-12-04T10:00:00Z","value":1.5,"tags":{"host":"a"}},
-    /// and its string values stay strings, "inf" included.
+    /// inf, -inf and NaN in any case, and the server rejects NaN.
+    ///
+    /// A JSON line looks like {"metric":"cpu","time":"2026-12-04T10:00:00Z","value":1.5,"tags":{"host":"a"}}.
+    /// Its string values stay strings, "inf" included. Number and boolean
+    /// tag values are stored as text, such as "8080" and "true", and a null
+    /// tag value makes the line invalid.
     ///
     /// A time is integer nanoseconds since the Unix epoch or RFC 3339, and
     /// a line without one gets the current time. An integer time below
     /// 10^12 gets a warning on stderr because it looks like seconds, but
-    /// it is written as nanoseconds. The command fails when any
-    /// line could not be parsed or any point was rejected, and lists the
-    /// first problems with their line numbers.
+    /// it is written as nanoseconds.
+    ///
+    /// The command fails when any line could not be parsed or any point was
+    /// rejected, and lists the first problems with their line numbers.
     Write(WriteArgs),
     /// Print raw points of one or more metrics.
     Query(QueryArgs),
