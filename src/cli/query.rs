@@ -354,14 +354,16 @@ pub fn build_aggregate_request(args: &AggregateArgs) -> anyhow::Result<Aggregate
     })
 }
 
-/// Lays out buckets with columns group, start, count and one column per
-/// aggregation. A value the server left unset prints as empty.
+/// Lays out buckets with columns group, start, the bucket's point count
+/// and one column per aggregation. The point count is named `points` so
+/// that it differs from the column of `--agg count`. A value the server
+/// left unset prints as empty.
 pub fn aggregate_table(
     response: &AggregateResponse,
     labels: &[String],
     time_zone: Option<Tz>,
 ) -> Table {
-    let mut columns = vec!["group".to_owned(), "start".to_owned(), "count".to_owned()];
+    let mut columns = vec!["group".to_owned(), "start".to_owned(), "points".to_owned()];
     columns.extend(labels.iter().cloned());
 
     let mut table = Table::new(columns);
@@ -661,7 +663,7 @@ mod tests {
         let table = aggregate_table(&response, &labels, parse_time_zone("Europe/Berlin").ok());
         assert_eq!(
             table.columns,
-            vec!["group", "start", "count", "mean", "p99"]
+            vec!["group", "start", "points", "mean", "p99"]
         );
         assert_eq!(table.rows[0][0].to_text(), "host=a");
         assert_eq!(
@@ -671,6 +673,13 @@ mod tests {
         assert_eq!(table.rows[0][2], Cell::UInt(3));
         assert_eq!(table.rows[0][3], Cell::Float(2.5));
         assert_eq!(table.rows[0][4], Cell::Empty);
+    }
+
+    #[test]
+    fn aggregate_columns_unique_with_count() {
+        let labels = vec!["count".to_owned()];
+        let table = aggregate_table(&AggregateResponse::default(), &labels, None);
+        assert_eq!(table.columns, vec!["group", "start", "points", "count"]);
     }
 
     #[test]

@@ -101,10 +101,11 @@ pub fn build_subscribe_request(args: &WatchArgs) -> anyhow::Result<SubscribeWind
     })
 }
 
-/// Columns of a window row: state, start, end, group, count, one per
-/// aggregation, and revision.
+/// Columns of a window row: state, start, end, group, the window's point
+/// count, one per aggregation, and revision. The point count is named
+/// `points` so that it differs from the column of `--agg count`.
 pub fn window_columns(labels: &[String]) -> Vec<String> {
-    let mut columns: Vec<String> = ["state", "start", "end", "group", "count"]
+    let mut columns: Vec<String> = ["state", "start", "end", "group", "points"]
         .map(String::from)
         .into();
     columns.extend(labels.iter().cloned());
@@ -376,6 +377,17 @@ mod tests {
         assert_eq!(row[5], Cell::Float(1.25));
         assert_eq!(row[6], Cell::Empty);
         assert_eq!(row[7], Cell::UInt(2));
+    }
+
+    #[test]
+    fn window_columns_unique_with_count() {
+        let labels = vec!["count".to_owned(), "mean".to_owned()];
+        assert_eq!(
+            window_columns(&labels),
+            vec![
+                "state", "start", "end", "group", "points", "count", "mean", "revision"
+            ]
+        );
     }
 
     #[test]
