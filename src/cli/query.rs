@@ -414,12 +414,7 @@ pub fn aggregate_table(
 /// Returns the group tag keys in `group_by` order without repeats, then
 /// the keys of response groups that `group_by` does not name, sorted.
 fn group_tag_keys(response: &AggregateResponse, group_by: &[String]) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    for key in group_by {
-        if !keys.contains(key) {
-            keys.push(key.clone());
-        }
-    }
+    let mut keys = unique_keys(group_by);
     let others: BTreeSet<&String> = response
         .series
         .iter()
@@ -430,9 +425,20 @@ fn group_tag_keys(response: &AggregateResponse, group_by: &[String]) -> Vec<Stri
     keys
 }
 
+/// Returns `keys` in their order without repeats.
+pub fn unique_keys(keys: &[String]) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::new();
+    for key in keys {
+        if !unique.contains(key) {
+            unique.push(key.clone());
+        }
+    }
+    unique
+}
+
 /// Names the CSV column of a tag: the key, or `tags.<key>` when the key is
 /// also the name of one of `other_columns`.
-fn tag_column_name(key: &str, other_columns: &[String]) -> String {
+pub fn tag_column_name(key: &str, other_columns: &[String]) -> String {
     if other_columns.iter().any(|column| column == key) {
         format!("tags.{key}")
     } else {
