@@ -83,7 +83,8 @@ pub enum ClientCommand {
     Stats(StatsArgs),
     /// Print live aggregation windows of a metric until Ctrl-C.
     Watch(WatchArgs),
-    /// List, show, create and delete metrics, and manage retention.
+    /// List, get, create and delete metrics, manage retention policies,
+    /// and show storage statistics.
     Metrics(MetricsArgs),
 }
 
@@ -207,6 +208,17 @@ mod tests {
                 "args {args:?}: {:?}",
                 parse(args).err()
             );
+        }
+    }
+
+    #[test]
+    fn metrics_help_names_each_subcommand() {
+        let command = TestCli::command();
+        let metrics = command.find_subcommand("metrics").unwrap();
+        let about = metrics.get_about().unwrap().to_string().to_lowercase();
+        for subcommand in metrics.get_subcommands() {
+            let name = subcommand.get_name();
+            assert!(about.contains(name), "{name:?} is missing from {about:?}");
         }
     }
 

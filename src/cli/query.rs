@@ -57,7 +57,7 @@ impl RangeArgs {
 }
 
 /// Help text of `--filter`, shared by every command that takes filters.
-const FILTER_HELP: &str = "Only points that match, such as tags.host=a, value>=3, tags.host~^web, \
+pub const FILTER_HELP: &str = "Only points that match, such as tags.host=a, value>=3, tags.host~^web, \
      tags.dc in eu,us or tags.host exists; repeat to require all";
 
 #[derive(clap::Args, Debug, Clone)]
@@ -72,8 +72,8 @@ pub struct QueryArgs {
     #[arg(long = "filter", value_name = "FILTER", value_parser = parse_filter_arg, help = FILTER_HELP)]
     pub filters: Vec<Filter>,
 
-    /// Maximum number of points to print; 0 means the server's default
-    /// limit.
+    /// Maximum number of points to print. 0 means the server's default of
+    /// 10,000, or its --max-query-points when that is lower.
     #[arg(long, default_value_t = 0)]
     pub limit: u32,
 
@@ -283,7 +283,8 @@ pub struct AggregateArgs {
     #[arg(long = "agg", value_name = "NAME", required = true, value_parser = parse_aggregation)]
     pub aggregations: Vec<AggregationArg>,
 
-    /// Tag keys to group by; repeat or separate with commas.
+    /// Tag keys to group by, such as host, without the tags. prefix that
+    /// --filter uses. Repeat or separate with commas.
     #[arg(long = "group-by", value_name = "TAG", value_delimiter = ',')]
     pub group_by: Vec<String>,
 

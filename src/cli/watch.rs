@@ -11,7 +11,9 @@ use super::client::connect;
 use super::filter::parse_filter_arg;
 use super::output::{Cell, RowWriter, format_time, ignore_broken_pipe};
 use super::parse::{AggregationArg, parse_aggregation, parse_duration, to_proto_duration};
-use super::query::{check_unique_labels, parse_positive_duration, tag_column_name, unique_keys};
+use super::query::{
+    FILTER_HELP, check_unique_labels, parse_positive_duration, tag_column_name, unique_keys,
+};
 use super::{ClientArgs, OutputFormat};
 
 /// When the server sends window updates.
@@ -44,13 +46,12 @@ pub struct WatchArgs {
     #[arg(long = "agg", value_name = "NAME", required = true, value_parser = parse_aggregation)]
     pub aggregations: Vec<AggregationArg>,
 
-    /// Tag keys to group by; repeat or separate with commas.
+    /// Tag keys to group by, such as host, without the tags. prefix that
+    /// --filter uses. Repeat or separate with commas.
     #[arg(long = "group-by", value_name = "TAG", value_delimiter = ',')]
     pub group_by: Vec<String>,
 
-    /// Only points that match, such as tags.host=a or value>=3; repeat to
-    /// require all.
-    #[arg(long = "filter", value_name = "FILTER", value_parser = parse_filter_arg)]
+    #[arg(long = "filter", value_name = "FILTER", value_parser = parse_filter_arg, help = FILTER_HELP)]
     pub filters: Vec<Filter>,
 
     /// How long after its end a window still accepts late points.
