@@ -483,10 +483,11 @@ pub fn build_stats_request(args: &StatsArgs) -> anyhow::Result<GetStatisticsRequ
     })
 }
 
-/// Lays out statistics as one row.
+/// Lays out statistics as one row, with columns named as the fields of
+/// the protobuf `Statistics` message.
 pub fn stats_table(stats: &Statistics) -> Table {
     let mut table = Table::new([
-        "count", "sum", "mean", "min", "max", "median", "stddev", "variance", "p25", "p75", "p90",
+        "count", "sum", "mean", "min", "max", "median", "std_dev", "variance", "p25", "p75", "p90",
         "p95", "p99",
     ]);
     table.push(vec![
@@ -837,6 +838,7 @@ mod tests {
             ..Statistics::default()
         };
         let table = stats_table(&stats);
+        assert_eq!(table.columns[6], "std_dev");
         assert_eq!(table.rows.len(), 1);
         assert_eq!(table.rows[0][0], Cell::UInt(4));
         assert_eq!(table.rows[0][1], Cell::Empty);
