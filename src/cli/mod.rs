@@ -24,8 +24,11 @@ pub use query::{AggregateArgs, QueryArgs, StatsArgs};
 pub use watch::WatchArgs;
 pub use write::WriteArgs;
 
-/// Options shared by every client subcommand.
+/// Options shared by every client subcommand. They are global, so they may
+/// come before or after the subcommand name, and the binary hides them
+/// from `serve` with [`reject_client_options`].
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Client options")]
 pub struct ClientArgs {
     /// Server address as HOST:PORT or http://HOST:PORT.
     #[arg(
@@ -40,6 +43,41 @@ pub struct ClientArgs {
     /// with a header row.
     #[arg(long, value_enum, default_value = "table", global = true)]
     pub output: OutputFormat,
+}
+
+/// Adds hidden `--addr` and `--output` arguments to the `serve` command
+/// that reject any value. The binary applies it with
+/// `mut_subcommand("serve", ...)` on its top-level parser.
+///
+/// clap copies a global argument into each subcommand that has no
+/// argument with the same id (clap_builder 4.6,
+/// `Command::_propagate_global_args`), so these stand-ins keep the client
+/// options out of `serve --help`. They also make `serve --addr` an error
+/// that points to `--listen`, where the option used to be ignored.
+pub fn reject_client_options(serve: clap::Command) -> clap::Command {
+    serve
+        .arg(
+            clap::Arg::new("addr")
+                .long("addr")
+                .hide(true)
+                .value_parser(reject_serve_addr),
+        )
+        .arg(
+            clap::Arg::new("output")
+                .long("output")
+                .hide(true)
+                .value_parser(reject_serve_output),
+        )
+}
+
+fn reject_serve_addr(_: &str) -> Result<String, String> {
+    Err("--addr is the server address of client commands; \
+         set the address that serve listens on with --listen HOST:PORT"
+        .to_owned())
+}
+
+fn reject_serve_output(_: &str) -> Result<String, String> {
+    Err("--output sets the result format of client commands; serve prints no results".to_owned())
 }
 
 /// Format of command results on stdout.
@@ -109,12 +147,19 @@ mod tests {
     /// A stand-in for the binary's top-level parser, which flattens the
     /// client options and commands beside its own `serve` command.
     #[derive(Parser, Debug)]
-    #[command(name = "tidemark")]
+    #[command(name = "tidemark", mut_subcommand("serve", reject_client_options))]
     struct TestCli {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        command: ClientCommand,
+        command: TestCommand,
+    }
+
+    #[derive(clap::Subcommand, Debug)]
+    enum TestCommand {
+        Serve(serve::ServeArgs),
+        #[command(flatten)]
+        Client(ClientCommand),
     }
 
     fn parse(args: &[&str]) -> Result<TestCli, clap::Error> {
@@ -134,9 +179,55 @@ mod tests {
     }
 
     #[test]
+    fn global_options_before_subcommand() {
+        let cli = parse(&[
+            "--output",
+            "csv",
+            "--addr",
+            "127.0.0.1:2",
+            "metrics",
+            "list",
+        ])
+        .unwrap();
+        assert_eq!(cli.client.output, OutputFormat::Csv);
+        assert_eq!(cli.client.addr, "127.0.0.1:2");
+
+        let cli = parse(&["metrics", "retention", "list", "--output", "json"]).unwrap();
+        assert_eq!(cli.client.output, OutputFormat::Json);
+    }
+
+    #[test]
+    fn serve_help_hides_client_options() {
+        let mut command = TestCli::command();
+        command.build();
+        let help = command
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--listen"), "{help}");
+        assert!(!help.contains("--addr"), "{help}");
+        assert!(!help.contains("--output"), "{help}");
+    }
+
+    #[test]
+    fn serve_rejects_client_options() {
+        let err = parse(&["serve", "--addr", "127.0.0.1:1"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        assert!(err.to_string().contains("--listen HOST:PORT"), "{err}");
+
+        let err = parse(&["serve", "--output", "json"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        assert!(err.to_string().contains("serve prints no results"), "{err}");
+
+        let cli = parse(&["serve", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(cli.command, TestCommand::Serve(_)), "{cli:?}");
+    }
+
+    #[test]
     fn relative_times_with_leading_dash() {
         let cli = parse(&["query", "cpu", "--start", "-1h", "--end", "now"]).unwrap();
-        let ClientCommand::Query(query) = cli.command else {
+        let TestCommand::Client(ClientCommand::Query(query)) = cli.command else {
             panic!("parsed {:?}", cli.command);
         };
         assert!(query.range.start.is_some());
@@ -228,7 +319,7 @@ mod tests {
             "watch", "cpu", "--window", "10s", "--slide", "5s", "--agg", "mean", "--emit", "update",
         ])
         .unwrap();
-        let ClientCommand::Watch(watch) = cli.command else {
+        let TestCommand::Client(ClientCommand::Watch(watch)) = cli.command else {
             panic!("parsed {:?}", cli.command);
         };
         assert_eq!(watch.window, std::time::Duration::from_secs(10));
