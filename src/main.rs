@@ -13,7 +13,8 @@ use tidemark::cli::{self, ClientArgs, ClientCommand};
 #[command(
     name = "tidemark",
     version,
-    about = "A metrics server for workflow runners and their dashboards"
+    about = "A metrics server for workflow runners and their dashboards",
+    mut_subcommand("serve", cli::reject_client_options)
 )]
 struct Cli {
     #[command(flatten)]

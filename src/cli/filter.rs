@@ -43,8 +43,9 @@ pub fn parse_filter_arg(text: &str) -> Result<Filter, String> {
 
 /// Parses a filter expression into its protobuf form.
 ///
-/// Operands of `value` become integers, doubles or booleans when they read
-/// as one and strings otherwise. Operands of `time` are times (see
+/// Operands of `value` become integers, doubles (`inf` and `NaN` too, as
+/// in `tidemark write`) or booleans when they read as one, and strings
+/// otherwise. Operands of `time` are times (see
 /// [`parse_time`]) sent as integer nanoseconds. Operands of tags are
 /// always strings.
 pub fn parse_filter(text: &str, now_ns: i64) -> Result<Filter, String> {
@@ -169,7 +170,7 @@ fn typed_operand(
         FieldKind::Value => {
             if let Ok(number) = text.parse::<i64>() {
                 filter_value::Value::IntValue(number)
-            } else if let Some(number) = parse_float(text) {
+            } else if let Ok(number) = text.parse::<f64>() {
                 filter_value::Value::DoubleValue(number)
             } else if text == "true" || text == "false" {
                 filter_value::Value::BoolValue(text == "true")
@@ -179,15 +180,6 @@ fn typed_operand(
         }
     };
     Ok(FilterValue { value: Some(value) })
-}
-
-/// Parses a float that contains a digit, so that words such as `inf` and
-/// `nan` stay strings.
-fn parse_float(text: &str) -> Option<f64> {
-    if !text.chars().any(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 fn string_value(text: String) -> FilterValue {
@@ -374,8 +366,10 @@ mod tests {
             ("value=true", boolean(true)),
             ("value=false", boolean(false)),
             ("value=ok", string("ok")),
-            ("value=inf", string("inf")),
-            ("value=nan", string("nan")),
+            ("value=inf", double(f64::INFINITY)),
+            ("value<-Infinity", double(f64::NEG_INFINITY)),
+            ("value=\"inf\"", string("inf")),
+            ("value=infinite", string("infinite")),
             ("value=\"3\"", string("3")),
             ("value~^o", string("^o")),
             ("tags.code=200", string("200")),
@@ -385,6 +379,14 @@ mod tests {
             let filter = parse_filter(text, NOW).unwrap_or_else(|err| panic!("{text:?}: {err}"));
             assert_eq!(filter.values, vec![expected.clone()], "operand of {text:?}");
         }
+
+        // NaN is sent as a double, so the server rejects it with its reason.
+        let filter = parse_filter("value=NaN", NOW).unwrap();
+        let operand = &filter.values[0].value;
+        assert!(
+            matches!(operand, Some(filter_value::Value::DoubleValue(number)) if number.is_nan()),
+            "operand {operand:?}"
+        );
     }
 
     #[test]

@@ -7,7 +7,14 @@ use serde_json::Value as Json;
 
 use crate::proto::v1::{Point, point};
 
+use super::output::format_time_nanos;
 use super::parse::parse_time;
+
+/// Magnitude below which a nonzero integer time is more likely seconds
+/// since the epoch than the nanoseconds it is read as. As nanoseconds it
+/// lies within 17 minutes of 1970-01-01, and as seconds it can be any
+/// date up to the year 33658.
+const SECONDS_LIKE_TIME_LIMIT: u64 = 1_000_000_000_000;
 
 /// Format of the points on stdin.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +43,26 @@ pub struct PointDefaults {
     /// Time for lines without one, in nanoseconds since the Unix epoch.
     /// Relative times such as `-5m` are resolved against it too.
     pub now_ns: i64,
+}
+
+/// A point parsed from one input line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinePoint {
+    pub point: Point,
+    /// The line's time when it was written as an integer small enough to
+    /// be seconds since the epoch (see [`SECONDS_LIKE_TIME_LIMIT`]).
+    pub seconds_like_time: Option<i64>,
+}
+
+/// Returns `time_ns` when `text` is an integer whose magnitude is below
+/// [`SECONDS_LIKE_TIME_LIMIT`]. Zero is the same instant in either unit,
+/// so it is not reported.
+fn seconds_like_time(text: &str, time_ns: i64) -> Option<i64> {
+    let trimmed = text.trim();
+    let digits = trimmed.strip_prefix(['-', '+']).unwrap_or(trimmed);
+    let is_integer = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let is_small = time_ns != 0 && time_ns.unsigned_abs() < SECONDS_LIKE_TIME_LIMIT;
+    (is_integer && is_small).then_some(time_ns)
 }
 
 /// Column positions of a CSV header.
@@ -106,7 +133,7 @@ impl CsvHeader {
 
     /// Parses one data row into a point. An empty tag cell leaves the tag
     /// out, and empty metric and time cells take the defaults.
-    pub fn parse_row(&self, line: &str, defaults: &PointDefaults) -> Result<Point, String> {
+    pub fn parse_row(&self, line: &str, defaults: &PointDefaults) -> Result<LinePoint, String> {
         let cells = split_csv_line(line)?;
         if cells.len() != self.width {
             return Err(format!(
@@ -131,6 +158,7 @@ impl CsvHeader {
         } else {
             parse_time(time_cell, defaults.now_ns)?
         };
+        let seconds_like_time = seconds_like_time(time_cell, time_unix_nano);
 
         let value_cell = &cells[self.value];
         if value_cell.is_empty() {
@@ -147,26 +175,31 @@ impl CsvHeader {
             .map(|(key, column)| (key.clone(), cells[*column].clone()))
             .collect();
 
-        Ok(Point {
+        let point = Point {
             metric,
             time_unix_nano,
             tags,
             value: Some(parse_csv_value(value_cell)),
+        };
+        Ok(LinePoint {
+            point,
+            seconds_like_time,
         })
     }
 }
 
 /// Types a CSV value cell: an integer, then a float, then `true` or
 /// `false`, and otherwise the cell's text as a string.
+///
+/// Floats include `inf`, `infinity` and `NaN` in any case and with an
+/// optional sign, as `f64::from_str` reads them. NaN is sent as a double
+/// so that the server rejects the point with its reason.
 pub fn parse_csv_value(cell: &str) -> point::Value {
     let trimmed = cell.trim();
     if let Ok(number) = trimmed.parse::<i64>() {
         return point::Value::IntValue(number);
     }
-    // A digit is required so that words such as "inf" and "nan" stay strings.
-    if trimmed.chars().any(|c| c.is_ascii_digit())
-        && let Ok(number) = trimmed.parse::<f64>()
-    {
+    if let Ok(number) = trimmed.parse::<f64>() {
         return point::Value::DoubleValue(number);
     }
     match trimmed {
@@ -242,7 +275,7 @@ pub fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
 const JSON_FIELDS: &str = "metric, time, value and tags";
 
 /// Parses one JSON line into a point.
-pub fn parse_json_line(line: &str, defaults: &PointDefaults) -> Result<Point, String> {
+pub fn parse_json_line(line: &str, defaults: &PointDefaults) -> Result<LinePoint, String> {
     let json: Json = serde_json::from_str(line).map_err(|err| format!("invalid JSON: {err}"))?;
     let Json::Object(object) = json else {
         return Err(format!(
@@ -285,12 +318,21 @@ pub fn parse_json_line(line: &str, defaults: &PointDefaults) -> Result<Point, St
         }
     };
 
+    let mut seconds_like = None;
     point.time_unix_nano = match time {
         None | Some(Json::Null) => defaults.now_ns,
-        Some(Json::Number(number)) => number.as_i64().ok_or_else(|| {
-            format!("time {number} is not integer nanoseconds since the epoch in the signed 64-bit range")
-        })?,
-        Some(Json::String(text)) => parse_time(text, defaults.now_ns)?,
+        Some(Json::Number(number)) => {
+            let time_ns = number.as_i64().ok_or_else(|| {
+                format!("time {number} is not integer nanoseconds since the epoch in the signed 64-bit range")
+            })?;
+            seconds_like = seconds_like_time(&number.to_string(), time_ns);
+            time_ns
+        }
+        Some(Json::String(text)) => {
+            let time_ns = parse_time(text, defaults.now_ns)?;
+            seconds_like = seconds_like_time(text, time_ns);
+            time_ns
+        }
         Some(other) => {
             return Err(format!(
                 "time must be integer nanoseconds or an RFC 3339 string, found {}",
@@ -302,7 +344,10 @@ pub fn parse_json_line(line: &str, defaults: &PointDefaults) -> Result<Point, St
     if point.value.is_none() {
         return Err("the value is missing".to_owned());
     }
-    Ok(point)
+    Ok(LinePoint {
+        point,
+        seconds_like_time: seconds_like,
+    })
 }
 
 /// Types a JSON value: integers in the i64 range become int values, other
@@ -327,7 +372,8 @@ fn parse_json_value(json: &Json) -> Result<point::Value, String> {
 }
 
 /// Reads the `tags` object. Number and boolean tag values are written as
-/// text, and a null value leaves the tag out.
+/// text, such as "8080" and "true". A null tag value is an error, because
+/// dropping the tag would move the point to another series.
 fn parse_json_tags(json: &Json) -> Result<HashMap<String, String>, String> {
     let object = match json {
         Json::Object(object) => object,
@@ -346,7 +392,11 @@ fn parse_json_tags(json: &Json) -> Result<HashMap<String, String>, String> {
             Json::String(text) => text.clone(),
             Json::Number(number) => number.to_string(),
             Json::Bool(flag) => flag.to_string(),
-            Json::Null => continue,
+            Json::Null => {
+                return Err(format!(
+                    "tag {key:?} is null; give it a string value or leave the tag out"
+                ));
+            }
             other => {
                 return Err(format!(
                     "tag {key:?} must be a string, found {}",
@@ -380,6 +430,11 @@ pub struct PointParser {
     /// Set after the first line, the only line that may start with a byte
     /// order mark.
     started: bool,
+    /// Set once a time that looks like seconds has been reported, because
+    /// the warning is given once per input.
+    seconds_warning_given: bool,
+    /// Warning about the last parsed line, until [`PointParser::take_warning`].
+    warning: Option<String>,
 }
 
 /// Outcome of one input line.
@@ -399,7 +454,15 @@ impl PointParser {
             header: None,
             defaults,
             started: false,
+            seconds_warning_given: false,
+            warning: None,
         }
+    }
+
+    /// Returns and clears the warning about the last parsed line, such as
+    /// a time that looks like seconds since the epoch.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 
     /// Sets the time given to points without one, and against which
@@ -435,9 +498,29 @@ impl PointParser {
             },
         };
         Ok(match parsed {
-            Ok(point) => ParsedLine::Point(point),
+            Ok(line_point) => {
+                if let Some(time_ns) = line_point.seconds_like_time {
+                    self.warn_seconds_like_time(time_ns);
+                }
+                ParsedLine::Point(line_point.point)
+            }
             Err(problem) => ParsedLine::Invalid(problem),
         })
+    }
+
+    /// Sets the warning about an integer time that looks like seconds,
+    /// unless it was given before.
+    fn warn_seconds_like_time(&mut self, time_ns: i64) {
+        if self.seconds_warning_given {
+            return;
+        }
+        self.seconds_warning_given = true;
+        self.warning = Some(format!(
+            "time {time_ns} looks like seconds since the Unix epoch, but integer times are \
+             nanoseconds, so the point is stored at {}. Write times as integer nanoseconds or \
+             RFC 3339 such as 2026-12-04T10:00:00Z. This warning is printed once per run",
+            format_time_nanos(time_ns)
+        ));
     }
 }
 
@@ -510,13 +593,48 @@ mod tests {
             ("true", point::Value::BoolValue(true)),
             ("false", point::Value::BoolValue(false)),
             ("True", point::Value::StringValue("True".into())),
-            ("inf", point::Value::StringValue("inf".into())),
-            ("nan", point::Value::StringValue("nan".into())),
             ("ok", point::Value::StringValue("ok".into())),
             (" ok", point::Value::StringValue(" ok".into())),
         ];
         for (cell, expected) in cases {
             assert_eq!(parse_csv_value(cell), *expected, "cell {cell:?}");
+        }
+    }
+
+    #[test]
+    fn csv_infinity_and_nan_are_doubles() {
+        let infinities: &[(&str, f64)] = &[
+            ("inf", f64::INFINITY),
+            ("+inf", f64::INFINITY),
+            ("-inf", f64::NEG_INFINITY),
+            ("Inf", f64::INFINITY),
+            ("-INF", f64::NEG_INFINITY),
+            ("infinity", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            (" inf ", f64::INFINITY),
+        ];
+        for (cell, expected) in infinities {
+            assert_eq!(
+                parse_csv_value(cell),
+                point::Value::DoubleValue(*expected),
+                "cell {cell:?}"
+            );
+        }
+
+        for cell in ["NaN", "nan", "NAN", "-nan"] {
+            let value = parse_csv_value(cell);
+            assert!(
+                matches!(value, point::Value::DoubleValue(number) if number.is_nan()),
+                "cell {cell:?} gave {value:?}"
+            );
+        }
+
+        for cell in ["infinite", "nano", "in f"] {
+            assert_eq!(
+                parse_csv_value(cell),
+                point::Value::StringValue(cell.to_owned()),
+                "cell {cell:?}"
+            );
         }
     }
 
@@ -568,20 +686,25 @@ mod tests {
         let header = CsvHeader::parse("metric,time,value,host,dc", false).unwrap();
         let point = header
             .parse_row("cpu,2026-12-04T10:00:00Z,1.5,a,", &defaults(None))
-            .unwrap();
+            .unwrap()
+            .point;
         assert_eq!(point.metric, "cpu");
         assert_eq!(point.time_unix_nano, 1_796_378_400_000_000_000);
         assert_eq!(point.value, Some(point::Value::DoubleValue(1.5)));
         assert_eq!(point.tags, tags(&[("host", "a")]));
 
-        let point = header.parse_row("cpu,,3,a,eu", &defaults(None)).unwrap();
+        let point = header
+            .parse_row("cpu,,3,a,eu", &defaults(None))
+            .unwrap()
+            .point;
         assert_eq!(point.time_unix_nano, NOW);
         assert_eq!(point.value, Some(point::Value::IntValue(3)));
         assert_eq!(point.tags, tags(&[("host", "a"), ("dc", "eu")]));
 
         let point = header
             .parse_row(",123,x,,", &defaults(Some("fallback")))
-            .unwrap();
+            .unwrap()
+            .point;
         assert_eq!(point.metric, "fallback");
         assert_eq!(point.time_unix_nano, 123);
         assert!(point.tags.is_empty());
@@ -590,7 +713,7 @@ mod tests {
     #[test]
     fn csv_row_without_metric_column() {
         let header = CsvHeader::parse("time,value", true).unwrap();
-        let point = header.parse_row("5,1", &defaults(Some("m"))).unwrap();
+        let point = header.parse_row("5,1", &defaults(Some("m"))).unwrap().point;
         assert_eq!(point.metric, "m");
         assert_eq!(point.time_unix_nano, 5);
     }
@@ -613,8 +736,9 @@ mod tests {
 
     #[test]
     fn json_line_to_point() {
-        let line = r#"{"metric":"cpu","time":1000,"value":1.5,"tags":{"host":"a","port":8080,"up":true,"gone":null}}"#;
-        let point = parse_json_line(line, &defaults(None)).unwrap();
+        let line =
+            r#"{"metric":"cpu","time":1000,"value":1.5,"tags":{"host":"a","port":8080,"up":true}}"#;
+        let point = parse_json_line(line, &defaults(None)).unwrap().point;
         assert_eq!(point.metric, "cpu");
         assert_eq!(point.time_unix_nano, 1_000);
         assert_eq!(point.value, Some(point::Value::DoubleValue(1.5)));
@@ -627,13 +751,16 @@ mod tests {
             r#"{"value":2,"time":"2026-12-04T10:00:00Z"}"#,
             &defaults(Some("m")),
         )
-        .unwrap();
+        .unwrap()
+        .point;
         assert_eq!(point.metric, "m");
         assert_eq!(point.time_unix_nano, 1_796_378_400_000_000_000);
         assert_eq!(point.value, Some(point::Value::IntValue(2)));
         assert!(point.tags.is_empty());
 
-        let point = parse_json_line(r#"{"metric":"m","value":"up"}"#, &defaults(None)).unwrap();
+        let point = parse_json_line(r#"{"metric":"m","value":"up"}"#, &defaults(None))
+            .unwrap()
+            .point;
         assert_eq!(point.time_unix_nano, NOW);
         assert_eq!(point.value, Some(point::Value::StringValue("up".into())));
     }
@@ -654,7 +781,7 @@ mod tests {
         ];
         for (value, expected) in cases {
             let line = format!(r#"{{"metric":"m","time":1,"value":{value}}}"#);
-            let point = parse_json_line(&line, &defaults(None)).unwrap();
+            let point = parse_json_line(&line, &defaults(None)).unwrap().point;
             assert_eq!(point.value, Some(expected.clone()), "value {value}");
         }
     }
@@ -688,6 +815,10 @@ mod tests {
                 "tag \"k\" must be a string",
             ),
             (
+                r#"{"metric":"m","value":1,"tags":{"host":"a","dc":null}}"#,
+                "tag \"dc\" is null",
+            ),
+            (
                 r#"{"metric":"m","value":1,"tag":{}}"#,
                 "unknown field \"tag\"",
             ),
@@ -696,6 +827,78 @@ mod tests {
             let err = parse_json_line(line, &defaults(None)).unwrap_err();
             assert!(err.contains(problem), "line {line}: {err}");
         }
+    }
+
+    #[test]
+    fn seconds_like_times_detected() {
+        let header = CsvHeader::parse("metric,time,value", false).unwrap();
+        let csv_cases: &[(&str, Option<i64>)] = &[
+            ("cpu,1796378400,1", Some(1_796_378_400)),
+            ("cpu,-1796378400,1", Some(-1_796_378_400)),
+            ("cpu,999999999999,1", Some(999_999_999_999)),
+            ("cpu,1000000000000,1", None),
+            ("cpu,1796378400000000000,1", None),
+            ("cpu,0,1", None),
+            ("cpu,1970-01-01T00:00:01Z,1", None),
+            ("cpu,,1", None),
+        ];
+        for (line, expected) in csv_cases {
+            let parsed = header.parse_row(line, &defaults(None)).unwrap();
+            assert_eq!(parsed.seconds_like_time, *expected, "row {line:?}");
+        }
+
+        let json_cases: &[(&str, Option<i64>)] = &[
+            (
+                r#"{"metric":"m","time":1796378400,"value":1}"#,
+                Some(1_796_378_400),
+            ),
+            (
+                r#"{"metric":"m","time":"1796378400","value":1}"#,
+                Some(1_796_378_400),
+            ),
+            (
+                r#"{"metric":"m","time":1796378400000000000,"value":1}"#,
+                None,
+            ),
+            (
+                r#"{"metric":"m","time":"1970-01-01T00:00:01Z","value":1}"#,
+                None,
+            ),
+            (r#"{"metric":"m","value":1}"#, None),
+        ];
+        for (line, expected) in json_cases {
+            let parsed = parse_json_line(line, &defaults(None)).unwrap();
+            assert_eq!(parsed.seconds_like_time, *expected, "line {line}");
+        }
+    }
+
+    #[test]
+    fn parser_warns_once_about_seconds() {
+        let mut parser = PointParser::new(None, defaults(None));
+        assert_eq!(
+            parser.parse_line("metric,time,value"),
+            Ok(ParsedLine::Skipped)
+        );
+        assert_eq!(parser.take_warning(), None);
+
+        let parsed = parser.parse_line("cpu,1796378400,1").unwrap();
+        assert!(
+            matches!(parsed, ParsedLine::Point(ref p) if p.time_unix_nano == 1_796_378_400),
+            "{parsed:?}"
+        );
+        let warning = parser.take_warning().unwrap();
+        assert!(
+            warning.starts_with("time 1796378400 looks like seconds since the Unix epoch"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("1970-01-01T00:00:01.796378400Z"),
+            "{warning}"
+        );
+        assert_eq!(parser.take_warning(), None);
+
+        parser.parse_line("cpu,1796378401,1").unwrap();
+        assert_eq!(parser.take_warning(), None);
     }
 
     #[test]

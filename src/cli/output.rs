@@ -2,7 +2,10 @@
 //!
 //! Commands build a [`Table`] of typed [`Cell`]s and the format decides how
 //! each cell is written: JSON keeps numbers, booleans and tag maps typed,
-//! while the table and CSV write text.
+//! while the table and CSV write text. JSON and CSV write every value in
+//! full. The table, which is meant for reading, rounds floats to 15
+//! significant digits and shortens cells longer than
+//! [`MAX_TABLE_CELL_CHARS`].
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -15,6 +18,11 @@ use super::OutputFormat;
 
 /// Spaces between table columns.
 const COLUMN_GAP: &str = "  ";
+
+/// Maximum characters of one table cell. A longer cell keeps this many
+/// characters and ends with a marker such as `…(70000 bytes)` that gives
+/// the full length.
+pub const MAX_TABLE_CELL_CHARS: usize = 256;
 
 /// One value of a result row.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +135,7 @@ impl Table {
 /// included, ends with a newline.
 pub fn render(table: &Table, format: OutputFormat) -> String {
     match format {
-        OutputFormat::Table => render_aligned(table),
+        OutputFormat::Table => render_aligned(table).0,
         OutputFormat::Json => table
             .rows
             .iter()
@@ -148,12 +156,23 @@ pub fn render(table: &Table, format: OutputFormat) -> String {
 /// Writes a table to stdout. A closed pipe, as under `| head`, ends the
 /// output quietly.
 pub fn print_table(table: &Table, format: OutputFormat) -> anyhow::Result<()> {
+    let (text, shortened_cells) = match format {
+        OutputFormat::Table => render_aligned(table),
+        OutputFormat::Json | OutputFormat::Csv => (render(table, format), 0),
+    };
     let mut stdout = io::stdout().lock();
     ignore_broken_pipe(
         stdout
-            .write_all(render(table, format).as_bytes())
+            .write_all(text.as_bytes())
             .and_then(|()| stdout.flush()),
-    )
+    )?;
+    if shortened_cells > 0 {
+        eprintln!(
+            "note: table cells longer than {MAX_TABLE_CELL_CHARS} characters were shortened \
+             ({shortened_cells} in all); use --output json or --output csv for the full values"
+        );
+    }
+    Ok(())
 }
 
 /// Turns a broken-pipe error into success, because a reader that stopped
@@ -166,15 +185,23 @@ pub fn ignore_broken_pipe(result: io::Result<()>) -> anyhow::Result<()> {
     }
 }
 
-/// Renders rows padded to the widest cell of each column. Columns whose
-/// cells are all numbers are right-aligned.
-fn render_aligned(table: &Table) -> String {
+/// Renders rows padded to the widest cell of each column, and returns the
+/// text with the number of cells that were shortened. Columns whose cells
+/// are all numbers are right-aligned.
+fn render_aligned(table: &Table) -> (String, usize) {
+    let mut shortened_cells = 0;
     let texts: Vec<Vec<String>> = table
         .rows
         .iter()
         .map(|row| {
             row.iter()
-                .map(|cell| escape_control(&cell.to_text()))
+                .map(|cell| {
+                    let text = table_text(cell);
+                    if text.shortened {
+                        shortened_cells += 1;
+                    }
+                    text.text
+                })
                 .collect()
         })
         .collect();
@@ -205,22 +232,27 @@ fn render_aligned(table: &Table) -> String {
     for row_texts in &texts {
         text += &aligned_line(row_texts, &widths, &right_aligned);
     }
-    text
+    (text, shortened_cells)
 }
 
 /// Pads cells to their column widths, leaving no spaces at the end of the
 /// line.
+///
+/// The padding is written by hand because the `{:width$}` format syntax
+/// panics at run time for widths over 65,535 (seen with Rust 1.95).
 fn aligned_line(cells: &[String], widths: &[usize], right_aligned: &[bool]) -> String {
     let mut line = String::new();
     for (column, cell) in cells.iter().enumerate() {
         if column > 0 {
             line.push_str(COLUMN_GAP);
         }
-        let width = widths[column];
+        let padding = widths[column].saturating_sub(cell.chars().count());
         if right_aligned[column] {
-            line.push_str(&format!("{cell:>width$}"));
+            line.extend(std::iter::repeat_n(' ', padding));
+            line.push_str(cell);
         } else {
-            line.push_str(&format!("{cell:<width$}"));
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', padding));
         }
     }
     let mut line = line.trim_end_matches(' ').to_owned();
@@ -228,21 +260,58 @@ fn aligned_line(cells: &[String], widths: &[usize], right_aligned: &[bool]) -> S
     line
 }
 
-/// Escapes control characters such as newlines so that one row stays on
-/// one line of a table.
-fn escape_control(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
+/// Text of one table cell, and whether it was shortened.
+struct TableText {
+    text: String,
+    shortened: bool,
+}
+
+/// Converts a cell to its table text. Floats are rounded by
+/// [`round_float_text`], and control characters such as newlines are
+/// escaped so that one row stays on one line. A text of more than
+/// [`MAX_TABLE_CELL_CHARS`] characters after escaping is cut there and
+/// ends with a marker that gives the full length in bytes.
+fn table_text(cell: &Cell) -> TableText {
+    let text = match cell {
+        Cell::Float(number) => round_float_text(*number),
+        other => other.to_text(),
+    };
+
+    let mut output = String::new();
+    let mut output_chars = 0;
+    for c in text.chars() {
+        let escaped = c.escape_default();
+        let char_width = if c.is_control() { escaped.len() } else { 1 };
+        if output_chars + char_width > MAX_TABLE_CELL_CHARS {
+            output.push_str(&format!("…({} bytes)", text.len()));
+            return TableText {
+                text: output,
+                shortened: true,
+            };
+        }
+        if c.is_control() {
+            output.extend(escaped);
+        } else {
+            output.push(c);
+        }
+        output_chars += char_width;
     }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    TableText {
+        text: output,
+        shortened: false,
+    }
+}
+
+/// Formats a float rounded to 15 significant digits (`f64::DIGITS`), so
+/// that noise from binary rounding in the 16th and 17th digits is hidden
+/// and 3.9970000000000003 prints as 3.997. Any decimal of up to 15
+/// significant digits survives a conversion to f64 and back unchanged.
+fn round_float_text(number: f64) -> String {
+    let significant_digits = f64::DIGITS as usize;
+    let rounded = format!("{:.*e}", significant_digits - 1, number)
+        .parse::<f64>()
+        .unwrap_or(number);
+    rounded.to_string()
 }
 
 /// Formats one row as a JSON object whose keys follow the column order.
@@ -329,10 +398,7 @@ impl<W: Write> RowWriter<W> {
                 writeln!(self.out, "{}", csv_line(cells.iter().map(String::as_str)))?;
             }
             OutputFormat::Table => {
-                let texts: Vec<String> = row
-                    .iter()
-                    .map(|cell| escape_control(&cell.to_text()))
-                    .collect();
+                let texts: Vec<String> = row.iter().map(|cell| table_text(cell).text).collect();
                 let right_aligned: Vec<bool> = row.iter().map(Cell::is_numeric).collect();
                 if !self.header_written {
                     let header_alignment = vec![false; self.columns.len()];
@@ -360,7 +426,7 @@ impl<W: Write> RowWriter<W> {
 }
 
 /// Formats a time as RFC 3339 in UTC with all nine fraction digits, as
-/// point times are shown.
+/// point times are output.
 pub fn format_time_nanos(time_ns: i64) -> String {
     DateTime::from_timestamp_nanos(time_ns).to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
@@ -426,6 +492,101 @@ memory, used\n";
     }
 
     #[test]
+    fn table_pads_past_format_width_limit() {
+        let cells = ["abc".to_owned(), "z".to_owned()];
+        let line = aligned_line(&cells, &[70_000, 1], &[false, false]);
+        assert_eq!(line.len(), 70_000 + COLUMN_GAP.len() + 1 + "\n".len());
+        assert!(line.starts_with("abc "), "{}", &line[..10]);
+
+        let line = aligned_line(&cells[..1], &[70_000], &[true]);
+        assert_eq!(line.len(), 70_000 + "\n".len());
+        assert!(line.ends_with(" abc\n"));
+    }
+
+    #[test]
+    fn table_shortens_long_cells() {
+        let long = "a".repeat(70_000);
+        let mut table = Table::new(["value", "n"]);
+        table.push(vec![Cell::Text(long.clone()), Cell::Int(1)]);
+
+        let text = render(&table, OutputFormat::Table);
+        let expected_cell = format!("{}…(70000 bytes)", "a".repeat(MAX_TABLE_CELL_CHARS));
+        assert_eq!(
+            text.lines().nth(1),
+            Some(format!("{expected_cell}  1").as_str())
+        );
+
+        let json = render(&table, OutputFormat::Json);
+        assert_eq!(json, format!("{{\"value\":\"{long}\",\"n\":1}}\n"));
+        let csv = render(&table, OutputFormat::Csv);
+        assert_eq!(csv, format!("value,n\n{long},1\n"));
+    }
+
+    #[test]
+    fn table_cell_length_boundaries() {
+        let cases: &[(String, String)] = &[
+            (
+                "b".repeat(MAX_TABLE_CELL_CHARS),
+                "b".repeat(MAX_TABLE_CELL_CHARS),
+            ),
+            (
+                "b".repeat(MAX_TABLE_CELL_CHARS + 1),
+                format!("{}…(257 bytes)", "b".repeat(MAX_TABLE_CELL_CHARS)),
+            ),
+            (
+                "b".repeat(65_536),
+                format!("{}…(65536 bytes)", "b".repeat(MAX_TABLE_CELL_CHARS)),
+            ),
+            (
+                "é".repeat(300),
+                format!("{}…(600 bytes)", "é".repeat(MAX_TABLE_CELL_CHARS)),
+            ),
+            (
+                "\n".repeat(200),
+                format!("{}…(200 bytes)", "\\n".repeat(MAX_TABLE_CELL_CHARS / 2)),
+            ),
+        ];
+        for (cell, expected) in cases {
+            let actual = table_text(&Cell::Text(cell.clone()));
+            assert_eq!(actual.text, *expected, "cell of {} bytes", cell.len());
+            assert_eq!(
+                actual.shortened,
+                expected.contains('…'),
+                "cell of {} bytes",
+                cell.len()
+            );
+        }
+    }
+
+    #[test]
+    fn table_rounds_float_noise() {
+        let cases: &[(f64, &str)] = &[
+            (3.9970000000000003, "3.997"),
+            (0.1 + 0.2, "0.3"),
+            (2.5, "2.5"),
+            (-1.0e-7, "-0.0000001"),
+            (1.0e20, "100000000000000000000"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (number, expected) in cases {
+            assert_eq!(table_text(&Cell::Float(*number)).text, *expected);
+        }
+
+        let mut table = Table::new(["p99.9"]);
+        table.push(vec![Cell::Float(3.9970000000000003)]);
+        assert_eq!(render(&table, OutputFormat::Table), "p99.9\n3.997\n");
+        assert_eq!(
+            render(&table, OutputFormat::Csv),
+            "p99.9\n3.9970000000000003\n"
+        );
+        assert_eq!(
+            render(&table, OutputFormat::Json),
+            "{\"p99.9\":3.9970000000000003}\n"
+        );
+    }
+
+    #[test]
     fn table_without_rows_prints_header() {
         let table = Table::new(["time", "value"]);
         assert_eq!(render(&table, OutputFormat::Table), "time  value\n");
@@ -485,6 +646,26 @@ memory, used\n";
         let text = String::from_utf8(out).unwrap();
         let expected = "state    count\nFINAL        3\nPARTIAL  12345678\n";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn row_writer_table_shortens_long_cells() {
+        let mut out = Vec::new();
+        let mut writer = RowWriter::new(
+            &mut out,
+            OutputFormat::Table,
+            vec!["group".into(), "count".into()],
+            &[],
+        );
+        writer
+            .write_row(&[Cell::Text("h".repeat(70_000)), Cell::UInt(3)])
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let expected_cell = format!("{}…(70000 bytes)", "h".repeat(MAX_TABLE_CELL_CHARS));
+        assert_eq!(
+            text.lines().nth(1),
+            Some(format!("{expected_cell}      3").as_str())
+        );
     }
 
     #[test]

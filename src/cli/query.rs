@@ -57,7 +57,7 @@ impl RangeArgs {
 }
 
 /// Help text of `--filter`, shared by every command that takes filters.
-const FILTER_HELP: &str = "Only points that match, such as tags.host=a, value>=3, tags.host~^web, \
+pub const FILTER_HELP: &str = "Only points that match, such as tags.host=a, value>=3, tags.host~^web, \
      tags.dc in eu,us or tags.host exists; repeat to require all";
 
 #[derive(clap::Args, Debug, Clone)]
@@ -72,8 +72,8 @@ pub struct QueryArgs {
     #[arg(long = "filter", value_name = "FILTER", value_parser = parse_filter_arg, help = FILTER_HELP)]
     pub filters: Vec<Filter>,
 
-    /// Maximum number of points to print; 0 means the server's default
-    /// limit.
+    /// Maximum number of points to print. 0 means the server's default of
+    /// 10,000, or its --max-query-points when that is lower.
     #[arg(long, default_value_t = 0)]
     pub limit: u32,
 
@@ -283,7 +283,8 @@ pub struct AggregateArgs {
     #[arg(long = "agg", value_name = "NAME", required = true, value_parser = parse_aggregation)]
     pub aggregations: Vec<AggregationArg>,
 
-    /// Tag keys to group by; repeat or separate with commas.
+    /// Tag keys to group by, such as host, without the tags. prefix that
+    /// --filter uses. Repeat or separate with commas.
     #[arg(long = "group-by", value_name = "TAG", value_delimiter = ',')]
     pub group_by: Vec<String>,
 
@@ -354,24 +355,54 @@ pub fn build_aggregate_request(args: &AggregateArgs) -> anyhow::Result<Aggregate
     })
 }
 
-/// Lays out buckets with columns group, start, count and one column per
-/// aggregation. A value the server left unset prints as empty.
+/// Lays out buckets with columns group, start, the bucket's point count
+/// and one column per aggregation. The point count is named `points` so
+/// that it differs from the column of `--agg count`. A value the server
+/// left unset prints as empty.
+///
+/// CSV gets one column per group tag in place of `group`, so that each
+/// tag value is a cell of its own, as in the CSV output of `query`. The
+/// columns follow `group_by`, and keys that only the response contains
+/// come after them. A key that is also the name of another column is
+/// written as `tags.<key>`.
 pub fn aggregate_table(
     response: &AggregateResponse,
     labels: &[String],
+    group_by: &[String],
     time_zone: Option<Tz>,
+    format: OutputFormat,
 ) -> Table {
-    let mut columns = vec!["group".to_owned(), "start".to_owned(), "count".to_owned()];
-    columns.extend(labels.iter().cloned());
+    let mut value_columns = vec!["start".to_owned(), "points".to_owned()];
+    value_columns.extend(labels.iter().cloned());
+
+    let group_keys = (format == OutputFormat::Csv).then(|| group_tag_keys(response, group_by));
+    let mut columns: Vec<String> = match &group_keys {
+        Some(keys) => keys
+            .iter()
+            .map(|key| tag_column_name(key, &value_columns))
+            .collect(),
+        None => vec!["group".to_owned()],
+    };
+    columns.extend(value_columns);
 
     let mut table = Table::new(columns);
     for series in &response.series {
+        let group_cells: Vec<Cell> = match &group_keys {
+            Some(keys) => keys
+                .iter()
+                .map(|key| {
+                    series
+                        .group
+                        .get(key)
+                        .map_or(Cell::Empty, |value| Cell::Text(value.clone()))
+                })
+                .collect(),
+            None => vec![Cell::tags(&series.group)],
+        };
         for bucket in &series.buckets {
-            let mut row = vec![
-                Cell::tags(&series.group),
-                Cell::Text(format_time(bucket.start_unix_nano, time_zone)),
-                Cell::UInt(bucket.count),
-            ];
+            let mut row = group_cells.clone();
+            row.push(Cell::Text(format_time(bucket.start_unix_nano, time_zone)));
+            row.push(Cell::UInt(bucket.count));
             for index in 0..labels.len() {
                 row.push(Cell::aggregate_value(bucket.values.get(index)));
             }
@@ -379,6 +410,41 @@ pub fn aggregate_table(
         }
     }
     table
+}
+
+/// Returns the group tag keys in `group_by` order without repeats, then
+/// the keys of response groups that `group_by` does not name, sorted.
+fn group_tag_keys(response: &AggregateResponse, group_by: &[String]) -> Vec<String> {
+    let mut keys = unique_keys(group_by);
+    let others: BTreeSet<&String> = response
+        .series
+        .iter()
+        .flat_map(|series| series.group.keys())
+        .filter(|key| !keys.contains(key))
+        .collect();
+    keys.extend(others.into_iter().cloned());
+    keys
+}
+
+/// Returns `keys` in their order without repeats.
+pub fn unique_keys(keys: &[String]) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::new();
+    for key in keys {
+        if !unique.contains(key) {
+            unique.push(key.clone());
+        }
+    }
+    unique
+}
+
+/// Names the CSV column of a tag: the key, or `tags.<key>` when the key is
+/// also the name of one of `other_columns`.
+pub fn tag_column_name(key: &str, other_columns: &[String]) -> String {
+    if other_columns.iter().any(|column| column == key) {
+        format!("tags.{key}")
+    } else {
+        key.to_owned()
+    }
 }
 
 pub async fn run_aggregate(args: AggregateArgs, client: &ClientArgs) -> anyhow::Result<()> {
@@ -392,7 +458,8 @@ pub async fn run_aggregate(args: AggregateArgs, client: &ClientArgs) -> anyhow::
         .into_inner();
 
     let labels: Vec<String> = args.aggregations.iter().map(|a| a.label.clone()).collect();
-    print_table(&aggregate_table(&response, &labels, args.tz), client.output)
+    let table = aggregate_table(&response, &labels, &args.group_by, args.tz, client.output);
+    print_table(&table, client.output)
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -416,10 +483,11 @@ pub fn build_stats_request(args: &StatsArgs) -> anyhow::Result<GetStatisticsRequ
     })
 }
 
-/// Lays out statistics as one row.
+/// Lays out statistics as one row, with columns named as the fields of
+/// the protobuf `Statistics` message.
 pub fn stats_table(stats: &Statistics) -> Table {
     let mut table = Table::new([
-        "count", "sum", "mean", "min", "max", "median", "stddev", "variance", "p25", "p75", "p90",
+        "count", "sum", "mean", "min", "max", "median", "std_dev", "variance", "p25", "p75", "p90",
         "p95", "p99",
     ]);
     table.push(vec![
@@ -458,6 +526,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::cli::output::render;
     use crate::proto::v1::{AggregateValue, Aggregation, Bucket, Operator, Series};
 
     fn range(start: Option<i64>, end: Option<i64>) -> RangeArgs {
@@ -658,10 +727,16 @@ mod tests {
             points_scanned: 3,
         };
         let labels = vec!["mean".to_owned(), "p99".to_owned()];
-        let table = aggregate_table(&response, &labels, parse_time_zone("Europe/Berlin").ok());
+        let table = aggregate_table(
+            &response,
+            &labels,
+            &["host".to_owned()],
+            parse_time_zone("Europe/Berlin").ok(),
+            OutputFormat::Table,
+        );
         assert_eq!(
             table.columns,
-            vec!["group", "start", "count", "mean", "p99"]
+            vec!["group", "start", "points", "mean", "p99"]
         );
         assert_eq!(table.rows[0][0].to_text(), "host=a");
         assert_eq!(
@@ -671,6 +746,78 @@ mod tests {
         assert_eq!(table.rows[0][2], Cell::UInt(3));
         assert_eq!(table.rows[0][3], Cell::Float(2.5));
         assert_eq!(table.rows[0][4], Cell::Empty);
+    }
+
+    #[test]
+    fn aggregate_columns_unique_with_count() {
+        let labels = vec!["count".to_owned()];
+        let table = aggregate_table(
+            &AggregateResponse::default(),
+            &labels,
+            &[],
+            None,
+            OutputFormat::Table,
+        );
+        assert_eq!(table.columns, vec!["group", "start", "points", "count"]);
+    }
+
+    fn grouped_response() -> AggregateResponse {
+        let bucket = |count: u64, mean: f64| Bucket {
+            start_unix_nano: 1_796_378_400_000_000_000,
+            end_unix_nano: 1_796_378_460_000_000_000,
+            count,
+            values: vec![AggregateValue {
+                value: Some(mean),
+                text: None,
+            }],
+        };
+        AggregateResponse {
+            series: vec![
+                Series {
+                    group: tags(&[("host", "a,b\"c"), ("dc", "x=y")]),
+                    buckets: vec![bucket(2, 1.5)],
+                },
+                Series {
+                    group: tags(&[("host", "d"), ("mean", "m"), ("rack", "r1")]),
+                    buckets: vec![bucket(1, 4.0)],
+                },
+            ],
+            points_scanned: 3,
+        }
+    }
+
+    #[test]
+    fn aggregate_csv_splits_group_tags() {
+        let labels = vec!["mean".to_owned()];
+        let group_by = ["host", "dc", "mean", "host"].map(String::from);
+        let table = aggregate_table(
+            &grouped_response(),
+            &labels,
+            &group_by,
+            None,
+            OutputFormat::Csv,
+        );
+        assert_eq!(
+            table.columns,
+            vec!["host", "dc", "tags.mean", "rack", "start", "points", "mean"]
+        );
+
+        let text = render(&table, OutputFormat::Csv);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1], "\"a,b\"\"c\",x=y,,,2026-12-04T10:00:00Z,2,1.5");
+        assert_eq!(lines[2], "d,,m,r1,2026-12-04T10:00:00Z,1,4");
+    }
+
+    #[test]
+    fn aggregate_table_keeps_group_column() {
+        let labels = vec!["mean".to_owned()];
+        let group_by = ["host", "dc"].map(String::from);
+        for format in [OutputFormat::Table, OutputFormat::Json] {
+            let table = aggregate_table(&grouped_response(), &labels, &group_by, None, format);
+            assert_eq!(table.columns, vec!["group", "start", "points", "mean"]);
+            assert_eq!(table.rows[0][0].to_text(), "dc=x=y,host=a,b\"c");
+        }
     }
 
     #[test]
@@ -691,6 +838,7 @@ mod tests {
             ..Statistics::default()
         };
         let table = stats_table(&stats);
+        assert_eq!(table.columns[6], "std_dev");
         assert_eq!(table.rows.len(), 1);
         assert_eq!(table.rows[0][0], Cell::UInt(4));
         assert_eq!(table.rows[0][1], Cell::Empty);

@@ -11,7 +11,9 @@ use super::client::connect;
 use super::filter::parse_filter_arg;
 use super::output::{Cell, RowWriter, format_time, ignore_broken_pipe};
 use super::parse::{AggregationArg, parse_aggregation, parse_duration, to_proto_duration};
-use super::query::{check_unique_labels, parse_positive_duration};
+use super::query::{
+    FILTER_HELP, check_unique_labels, parse_positive_duration, tag_column_name, unique_keys,
+};
 use super::{ClientArgs, OutputFormat};
 
 /// When the server sends window updates.
@@ -44,13 +46,12 @@ pub struct WatchArgs {
     #[arg(long = "agg", value_name = "NAME", required = true, value_parser = parse_aggregation)]
     pub aggregations: Vec<AggregationArg>,
 
-    /// Tag keys to group by; repeat or separate with commas.
+    /// Tag keys to group by, such as host, without the tags. prefix that
+    /// --filter uses. Repeat or separate with commas.
     #[arg(long = "group-by", value_name = "TAG", value_delimiter = ',')]
     pub group_by: Vec<String>,
 
-    /// Only points that match, such as tags.host=a or value>=3; repeat to
-    /// require all.
-    #[arg(long = "filter", value_name = "FILTER", value_parser = parse_filter_arg)]
+    #[arg(long = "filter", value_name = "FILTER", value_parser = parse_filter_arg, help = FILTER_HELP)]
     pub filters: Vec<Filter>,
 
     /// How long after its end a window still accepts late points.
@@ -101,12 +102,26 @@ pub fn build_subscribe_request(args: &WatchArgs) -> anyhow::Result<SubscribeWind
     })
 }
 
-/// Columns of a window row: state, start, end, group, count, one per
-/// aggregation, and revision.
-pub fn window_columns(labels: &[String]) -> Vec<String> {
-    let mut columns: Vec<String> = ["state", "start", "end", "group", "count"]
+/// Columns of a window row: state, start, end, group, the window's point
+/// count, one per aggregation, and revision. The point count is named
+/// `points` so that it differs from the column of `--agg count`.
+///
+/// With `group_keys`, which CSV output passes, the group column is
+/// replaced by one column per group tag, as in `aggregate --output csv`.
+/// A key that is also the name of another column is written as
+/// `tags.<key>`.
+pub fn window_columns(labels: &[String], group_keys: Option<&[String]>) -> Vec<String> {
+    let mut other_columns: Vec<String> = ["state", "start", "end", "points", "revision"]
         .map(String::from)
         .into();
+    other_columns.extend(labels.iter().cloned());
+
+    let mut columns: Vec<String> = ["state", "start", "end"].map(String::from).into();
+    match group_keys {
+        Some(keys) => columns.extend(keys.iter().map(|key| tag_column_name(key, &other_columns))),
+        None => columns.push("group".to_owned()),
+    }
+    columns.push("points".to_owned());
     columns.extend(labels.iter().cloned());
     columns.push("revision".to_owned());
     columns
@@ -130,15 +145,28 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
-/// Lays out one window as a row of [`window_columns`].
-pub fn window_row(window: &Window, aggregation_count: usize) -> Vec<Cell> {
+/// Lays out one window as a row of [`window_columns`] with the same
+/// `group_keys`.
+pub fn window_row(
+    window: &Window,
+    aggregation_count: usize,
+    group_keys: Option<&[String]>,
+) -> Vec<Cell> {
     let mut row = vec![
         Cell::Text(state_name(window.state).to_owned()),
         Cell::Text(format_time(window.start_unix_nano, None)),
         Cell::Text(format_time(window.end_unix_nano, None)),
-        Cell::tags(&window.group),
-        Cell::UInt(window.count),
     ];
+    match group_keys {
+        Some(keys) => row.extend(keys.iter().map(|key| {
+            window
+                .group
+                .get(key)
+                .map_or(Cell::Empty, |value| Cell::Text(value.clone()))
+        })),
+        None => row.push(Cell::tags(&window.group)),
+    }
+    row.push(Cell::UInt(window.count));
     for index in 0..aggregation_count {
         row.push(Cell::aggregate_value(window.values.get(index)));
     }
@@ -196,6 +224,8 @@ struct UpdatePrinter<W: Write> {
     rows: RowWriter<W>,
     format: OutputFormat,
     aggregation_count: usize,
+    /// Group tag keys that get a column each, in CSV output only.
+    group_keys: Option<Vec<String>>,
     verbose: bool,
 }
 
@@ -203,8 +233,8 @@ impl<W: Write> UpdatePrinter<W> {
     fn print(&mut self, update: window_update::Kind) -> io::Result<()> {
         match update {
             window_update::Kind::Window(window) => {
-                self.rows
-                    .write_row(&window_row(&window, self.aggregation_count))?;
+                let row = window_row(&window, self.aggregation_count, self.group_keys.as_deref());
+                self.rows.write_row(&row)?;
             }
             window_update::Kind::Heartbeat(heartbeat) => {
                 if self.format == OutputFormat::Json {
@@ -240,15 +270,19 @@ pub async fn run(args: WatchArgs, client: &ClientArgs) -> anyhow::Result<()> {
         .map_err(|status| connection.status_error("SubscribeWindows", status))?
         .into_inner();
 
+    // CSV columns are fixed before the first window arrives, which is safe
+    // because the server's window groups contain only --group-by keys.
+    let group_keys = (client.output == OutputFormat::Csv).then(|| unique_keys(&args.group_by));
     let mut printer = UpdatePrinter {
         rows: RowWriter::new(
             io::stdout(),
             client.output,
-            window_columns(&labels),
+            window_columns(&labels, group_keys.as_deref()),
             &window_column_widths(&labels),
         ),
         format: client.output,
         aggregation_count: labels.len(),
+        group_keys,
         verbose: args.verbose,
     };
 
@@ -365,9 +399,9 @@ mod tests {
             state: WindowState::Revision as i32,
             revision: 2,
         };
-        let row = window_row(&window, 2);
+        let row = window_row(&window, 2, None);
         let labels = vec!["mean".to_owned(), "max".to_owned()];
-        assert_eq!(row.len(), window_columns(&labels).len());
+        assert_eq!(row.len(), window_columns(&labels, None).len());
         assert_eq!(row[0], Cell::Text("REVISION".into()));
         assert_eq!(row[1], Cell::Text("2026-12-04T10:00:00Z".into()));
         assert_eq!(row[2], Cell::Text("2026-12-04T10:00:10Z".into()));
@@ -376,6 +410,65 @@ mod tests {
         assert_eq!(row[5], Cell::Float(1.25));
         assert_eq!(row[6], Cell::Empty);
         assert_eq!(row[7], Cell::UInt(2));
+    }
+
+    #[test]
+    fn window_columns_unique_with_count() {
+        let labels = vec!["count".to_owned(), "mean".to_owned()];
+        assert_eq!(
+            window_columns(&labels, None),
+            vec![
+                "state", "start", "end", "group", "points", "count", "mean", "revision"
+            ]
+        );
+    }
+
+    #[test]
+    fn window_csv_splits_group_tags() {
+        let labels = vec!["mean".to_owned()];
+        let group_keys = ["host", "dc", "start"].map(String::from);
+        let columns = window_columns(&labels, Some(&group_keys));
+        assert_eq!(
+            columns,
+            vec![
+                "state",
+                "start",
+                "end",
+                "host",
+                "dc",
+                "tags.start",
+                "points",
+                "mean",
+                "revision"
+            ]
+        );
+
+        let window = Window {
+            start_unix_nano: 1_796_378_400_000_000_000,
+            end_unix_nano: 1_796_378_410_000_000_000,
+            group: HashMap::from([
+                ("host".to_owned(), "a,b".to_owned()),
+                ("start".to_owned(), "s".to_owned()),
+            ]),
+            count: 2,
+            values: vec![AggregateValue {
+                value: Some(1.5),
+                text: None,
+            }],
+            state: WindowState::Final as i32,
+            revision: 0,
+        };
+        let row = window_row(&window, 1, Some(&group_keys));
+        assert_eq!(row.len(), columns.len());
+
+        let mut out = Vec::new();
+        let mut writer = RowWriter::new(&mut out, OutputFormat::Csv, columns, &[]);
+        writer.write_row(&row).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().nth(1),
+            Some("FINAL,2026-12-04T10:00:00Z,2026-12-04T10:00:10Z,\"a,b\",,s,2,1.5,0")
+        );
     }
 
     #[test]
@@ -402,11 +495,12 @@ mod tests {
             rows: RowWriter::new(
                 &mut out,
                 OutputFormat::Json,
-                window_columns(&["mean".into()]),
+                window_columns(&["mean".into()], None),
                 &[],
             ),
             format: OutputFormat::Json,
             aggregation_count: 1,
+            group_keys: None,
             verbose: false,
         };
         printer

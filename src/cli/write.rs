@@ -216,13 +216,15 @@ pub struct ReadOutcome {
     pub fatal: Option<String>,
 }
 
-/// Reads and parses lines, and calls `send` with each finished request
-/// message. Stops at the end of input, on a fatal input problem, or when
-/// `send` returns false because the stream is gone.
+/// Reads and parses lines, calls `send` with each finished request message
+/// and `warn` with each warning about the input, such as times that look
+/// like seconds. Stops at the end of input, on a fatal input problem, or
+/// when `send` returns false because the stream is gone.
 pub fn read_points(
     mut reader: impl BufRead,
     options: &ReadOptions,
     mut send: impl FnMut(StreamPointsRequest) -> bool,
+    mut warn: impl FnMut(&str),
 ) -> ReadOutcome {
     let mut outcome = ReadOutcome::default();
     let mut parser = PointParser::new(
@@ -261,13 +263,17 @@ pub fn read_points(
                 parser.set_now(clock::now_ns());
                 let text = text.strip_suffix('\n').unwrap_or(text);
                 let text = text.strip_suffix('\r').unwrap_or(text);
-                match parser.parse_line(text) {
+                let parsed = match parser.parse_line(text) {
                     Ok(parsed) => parsed,
                     Err(problem) => {
                         outcome.fatal = Some(format!("line {line_number}: {problem}"));
                         break;
                     }
+                };
+                if let Some(warning) = parser.take_warning() {
+                    warn(&format!("warning: line {line_number}: {warning}"));
                 }
+                parsed
             }
             Err(_) => ParsedLine::Invalid("the line is not valid UTF-8".to_owned()),
         };
@@ -424,9 +430,12 @@ pub async fn stream_points<R: BufRead + Send + 'static>(
     // an idle stdin does not keep the runtime from shutting down after an
     // error.
     let reader_thread = std::thread::spawn(move || {
-        read_points(reader, &options, |request| {
-            sender.blocking_send(request).is_ok()
-        })
+        read_points(
+            reader,
+            &options,
+            |request| sender.blocking_send(request).is_ok(),
+            |warning| eprintln!("{warning}"),
+        )
     });
 
     let response = connection
@@ -611,10 +620,15 @@ mod tests {
     fn reader_counts_lines_and_batches() {
         let text = b"metric,time,value,host\ncpu,1,1.5,a\n\ncpu,oops,2,a\ncpu,3,2,b\r\n\xff,1,1,a\ncpu,4,3,a";
         let mut requests = Vec::new();
-        let outcome = read_points(Cursor::new(text.to_vec()), &options(2), |request| {
-            requests.push(request);
-            true
-        });
+        let outcome = read_points(
+            Cursor::new(text.to_vec()),
+            &options(2),
+            |request| {
+                requests.push(request);
+                true
+            },
+            |_| {},
+        );
 
         assert_eq!(requests.len(), 2);
         assert_eq!(outcome.line_of_point, vec![2, 5, 7]);
@@ -634,7 +648,12 @@ mod tests {
 
     #[test]
     fn reader_stops_on_bad_header() {
-        let outcome = read_points(Cursor::new(b"cpu,1,1.5\n".to_vec()), &options(10), |_| true);
+        let outcome = read_points(
+            Cursor::new(b"cpu,1,1.5\n".to_vec()),
+            &options(10),
+            |_| true,
+            |_| {},
+        );
         let fatal = outcome.fatal.unwrap();
         assert!(fatal.starts_with("line 1: "), "{fatal}");
         assert!(fatal.contains("no value column"), "{fatal}");
@@ -644,10 +663,15 @@ mod tests {
     fn reader_stops_when_stream_closes() {
         let text = "metric,value\na,1\nb,2\nc,3\n";
         let mut sent = 0;
-        let outcome = read_points(Cursor::new(text.as_bytes().to_vec()), &options(1), |_| {
-            sent += 1;
-            false
-        });
+        let outcome = read_points(
+            Cursor::new(text.as_bytes().to_vec()),
+            &options(1),
+            |_| {
+                sent += 1;
+                false
+            },
+            |_| {},
+        );
         assert_eq!(sent, 1);
         assert_eq!(outcome.line_of_point, vec![2]);
     }
@@ -658,9 +682,32 @@ mod tests {
         for _ in 0..30 {
             text.push_str("cpu\n");
         }
-        let outcome = read_points(Cursor::new(text.into_bytes()), &options(10), |_| true);
+        let outcome = read_points(
+            Cursor::new(text.into_bytes()),
+            &options(10),
+            |_| true,
+            |_| {},
+        );
         assert_eq!(outcome.invalid_lines, 30);
         assert_eq!(outcome.listed_invalid.len(), MAX_LISTED_PROBLEMS);
+    }
+
+    #[test]
+    fn reader_warns_once_about_seconds() {
+        let text = "metric,time,value\ncpu,1796378400,1\ncpu,1796378401,2\n";
+        let mut warnings = Vec::new();
+        let outcome = read_points(
+            Cursor::new(text.as_bytes().to_vec()),
+            &options(10),
+            |_| true,
+            |warning| warnings.push(warning.to_owned()),
+        );
+        assert_eq!(outcome.line_of_point, vec![2, 3], "both points are written");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("warning: line 2: time 1796378400 looks like seconds"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
