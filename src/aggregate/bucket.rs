@@ -161,6 +161,16 @@ impl Bucketer {
         }
     }
 
+    /// Width of every bucket when buckets are plain epoch-aligned floors,
+    /// `start = floor(t / width) * width`: a `step`, or a sub-day unit in
+    /// UTC. None when a time zone offset or the calendar shifts them.
+    pub fn epoch_width_ns(&self) -> Option<i64> {
+        match self.rule {
+            Rule::Fixed { width_ns } => Some(width_ns),
+            Rule::LocalFixed { .. } | Rule::Calendar { .. } => None,
+        }
+    }
+
     /// Returns [start, end) of the bucket that contains `time_ns`. Takes
     /// `&mut self` to cache the last bucket, because points arrive sorted
     /// per series.

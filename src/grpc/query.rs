@@ -58,6 +58,7 @@ impl QueryHandler {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(QueryError::TooLarge(message))) => Err(ApiError::ResourceExhausted(message)),
             Ok(Err(QueryError::Storage(error))) => Err(error.into()),
+            Ok(Err(QueryError::Internal(message))) => Err(ApiError::Internal(message)),
             Err(join) => Err(ApiError::Internal(format!("{what} failed: {join}"))),
         }
     }

@@ -2,12 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{QueryEngine, QueryError};
+use super::{QueryEngine, QueryError, dense};
 use crate::aggregate::bucket::Bucketer;
 use crate::aggregate::fill::{FillMode, FilledBucket, fill};
 use crate::aggregate::{Accumulator, AggFn};
 use crate::model::filter::FilterSet;
-use crate::model::{ColumnSlice, GroupKey, SeriesId, TimeRange, TimestampNs, group_key};
+use crate::model::{ColumnSlice, GroupKey, SeriesId, TimeRange, TimestampNs, ValueKind, group_key};
 use crate::storage::{PointSummary, ScanPart};
 
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub struct AggregateResult {
 }
 
 /// Accumulators of one group, by bucket start.
-type GroupBuckets = BTreeMap<TimestampNs, (TimestampNs, Accumulator)>;
+pub(super) type GroupBuckets = BTreeMap<TimestampNs, (TimestampNs, Accumulator)>;
 
 impl QueryEngine {
     pub fn aggregate(&self, query: &mut AggregateQuery) -> Result<AggregateResult, QueryError> {
@@ -49,7 +49,32 @@ impl QueryEngine {
         let mut groups: HashMap<GroupKey, GroupBuckets> = HashMap::new();
 
         if !range.is_empty() {
-            self.accumulate(query, range, &mut groups, &mut result.points_scanned)?;
+            let numeric = self
+                .storage
+                .metric(&query.metric)
+                .is_some_and(|m| m.data_type.column_kind() != ValueKind::Str);
+            match query.bucketer.epoch_width_ns() {
+                Some(width_ns)
+                    if numeric
+                        && !query.filters.has_point_filters()
+                        && dense::supports(&query.functions) =>
+                {
+                    let done = self.accumulate_dense(
+                        &query.metric,
+                        &query.filters,
+                        &query.group_by,
+                        &query.functions,
+                        width_ns,
+                        range,
+                        &mut groups,
+                        &mut result.points_scanned,
+                    )?;
+                    if !done {
+                        self.accumulate(query, range, &mut groups, &mut result.points_scanned)?;
+                    }
+                }
+                _ => self.accumulate(query, range, &mut groups, &mut result.points_scanned)?,
+            }
         }
 
         // Fill covers the requested range, or the span of the data when

@@ -9,6 +9,7 @@
 //! gRPC layer runs it on the blocking thread pool.
 
 mod aggregate;
+mod dense;
 mod points;
 mod statistics;
 
@@ -30,6 +31,9 @@ pub enum QueryError {
 
     #[error(transparent)]
     Storage(#[from] StorageError),
+
+    #[error("query failed: {0}")]
+    Internal(String),
 }
 
 /// Runs queries against one storage engine.
@@ -89,11 +93,19 @@ mod tests {
     }
 
     fn run(storage: Arc<dyn Storage>, width_ns: i64) -> Vec<BucketRow> {
+        run_filtered(storage, width_ns, FilterSet::default())
+    }
+
+    fn run_filtered(
+        storage: Arc<dyn Storage>,
+        width_ns: i64,
+        filters: FilterSet,
+    ) -> Vec<BucketRow> {
         let engine = QueryEngine::new(storage, Arc::new(Limits::default()));
         let mut query = AggregateQuery {
             metric: "m".into(),
             range: None,
-            filters: FilterSet::default(),
+            filters,
             bucketer: Bucketer::fixed(width_ns).unwrap(),
             functions: vec![
                 AggFn::Count,
@@ -117,6 +129,39 @@ mod tests {
                     .map(move |b| (group.group.clone(), b.start_ns, b.count, b.values))
             })
             .collect()
+    }
+
+    fn assert_same_rows(actual: &[BucketRow], expected: &[BucketRow]) {
+        assert_eq!(actual.len(), expected.len());
+        for (a, e) in actual.iter().zip(expected) {
+            assert_eq!((&a.0, a.1, a.2), (&e.0, e.1, e.2));
+            for (x, y) in a.3.iter().zip(&e.3) {
+                match (x, y) {
+                    (AggValue::Number(x), AggValue::Number(y)) => {
+                        assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{x} != {y}")
+                    }
+                    _ => assert_eq!(x, y),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dense_path_matches_general_path() {
+        use crate::model::filter::{Filter, Operand, Operator};
+
+        let memory = Arc::new(MemoryStorage::new());
+        memory.write(&batch()).unwrap();
+        // A filter that every point passes forces the general path.
+        let pass_all = FilterSet::new(vec![
+            Filter::new("value", Operator::Gt, vec![Operand::F64(f64::NEG_INFINITY)]).unwrap(),
+        ]);
+        for width_ns in [1_000_000_000, MINUTE_NS, 3600 * 1_000_000_000] {
+            let dense = run(memory.clone(), width_ns);
+            let general = run_filtered(memory.clone(), width_ns, pass_all.clone());
+            assert!(!dense.is_empty());
+            assert_same_rows(&dense, &general);
+        }
     }
 
     #[test]
