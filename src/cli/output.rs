@@ -87,9 +87,10 @@ impl Cell {
             Cell::Text(text) => Json::String(text.clone()),
             Cell::Int(number) => Json::from(*number),
             Cell::UInt(number) => Json::from(*number),
-            Cell::Float(number) => {
-                serde_json::Number::from_f64(*number).map_or(Json::Null, Json::Number)
-            }
+            // JSON has no infinity or NaN; they become the strings "inf",
+            // "-inf" and "NaN", so they stay distinct from null (no value).
+            Cell::Float(number) => serde_json::Number::from_f64(*number)
+                .map_or_else(|| Json::String(number.to_string()), Json::Number),
             Cell::Bool(flag) => Json::Bool(*flag),
             Cell::Tags(pairs) => Json::Object(
                 pairs
@@ -611,7 +612,10 @@ memory, used\n";
     fn json_cells() {
         assert_eq!(Cell::Float(1.5).to_json().to_string(), "1.5");
         assert_eq!(Cell::Float(2.0).to_json().to_string(), "2.0");
-        assert_eq!(Cell::Float(f64::INFINITY).to_json(), Json::Null);
+        assert_eq!(Cell::Float(f64::INFINITY).to_json(), Json::String("inf".into()));
+        assert_eq!(Cell::Float(f64::NEG_INFINITY).to_json(), Json::String("-inf".into()));
+        assert_eq!(Cell::Float(f64::NAN).to_json(), Json::String("NaN".into()));
+        assert_eq!(Cell::Empty.to_json(), Json::Null);
         assert_eq!(Cell::Int(-3).to_json().to_string(), "-3");
         assert_eq!(Cell::Bool(true).to_json().to_string(), "true");
         assert_eq!(Cell::Text("a\"b".into()).to_json().to_string(), r#""a\"b""#);
