@@ -258,7 +258,9 @@ if [[ -n $TM_DISK_BYTES ]]; then TM_DISK_PER_POINT=$(awk -v a="$TM_DISK_BYTES" -
 VM_DISK_PER_POINT=$(awk -v a="$VM_DISK_BYTES" -v n="$POINTS" 'BEGIN {print a / n}')
 
 echo
-echo "tidemark ($ENGINE engine) vs VictoriaMetrics $(victoria-metrics --version 2>&1 | head -1)"
+# The Debian build prints no version itself, so ask the package manager.
+VM_VERSION=$(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo "(version unknown)")
+echo "tidemark ($ENGINE engine) vs VictoriaMetrics $VM_VERSION"
 echo "$POINTS gauge points, $SERIES series, 10 s interval; $(nproc) cores; VictoriaMetrics import: batch $VM_BATCH, $VM_STREAMS streams"
 echo
 printf '%-48s %16s %16s %10s\n' measure tidemark victoriametrics tm/vm
