@@ -233,10 +233,21 @@ save vm-ingest "$("$TIDEMARK" bench ingest --target victoriametrics --vm-url "$V
 log "VictoriaMetrics: $QUERY_RUNS aggregation queries"
 save vm-query "$("$TIDEMARK" bench query --target victoriametrics --vm-url "$VM_URL" --metric "$METRIC" \
   --start "$START_NS" --end "$END_NS" --requests "$QUERY_RUNS" --output json)"
-# Flush the in-memory parts so that the folder contains every point.
+# Flush the recent rows to disk. The parts are written in the background
+# (about a second for 2M points), so wait until the folder size has not
+# changed for 5 s, at most 60 s.
 curl -sf "$VM_URL/internal/force_flush" >/dev/null
-sleep 2
-VM_DISK_BYTES=$(du -sb "$WORK/vm/data" | cut -f1)
+stable_size() {
+  local dir=$1 last=-1 same=0 size
+  for _ in $(seq 1 60); do
+    size=$(du -sb "$dir" | cut -f1)
+    if [[ $size == "$last" ]]; then same=$((same + 1)); else same=0; last=$size; fi
+    if (( same >= 5 )); then break; fi
+    sleep 1
+  done
+  echo "$last"
+}
+VM_DISK_BYTES=$(stable_size "$WORK/vm/data")
 VM_RSS_KIB=$(peak_rss_kib "$VM_PID")
 
 # --- Table -----------------------------------------------------------------
@@ -258,7 +269,9 @@ if [[ -n $TM_DISK_BYTES ]]; then TM_DISK_PER_POINT=$(awk -v a="$TM_DISK_BYTES" -
 VM_DISK_PER_POINT=$(awk -v a="$VM_DISK_BYTES" -v n="$POINTS" 'BEGIN {print a / n}')
 
 echo
-echo "tidemark ($ENGINE engine) vs VictoriaMetrics $(victoria-metrics --version 2>&1 | head -1)"
+# The Debian build prints no version itself, so ask the package manager.
+VM_VERSION=$(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo "(version unknown)")
+echo "tidemark ($ENGINE engine) vs VictoriaMetrics $VM_VERSION"
 echo "$POINTS gauge points, $SERIES series, 10 s interval; $(nproc) cores; VictoriaMetrics import: batch $VM_BATCH, $VM_STREAMS streams"
 echo
 printf '%-48s %16s %16s %10s\n' measure tidemark victoriametrics tm/vm

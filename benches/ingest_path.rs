@@ -14,16 +14,15 @@ use tidemark::model::limits::Limits;
 use tidemark::storage::Storage;
 use tidemark::storage::memory::MemoryStorage;
 
-use support::{batches, messages};
+use support::{batches, messages, ten_series_message};
 
 const POINTS_PER_MESSAGE: usize = 1000;
 
 fn decode(c: &mut Criterion) {
     let limits = Limits::default();
-    let (set, generated) = messages(Shape::Gauge, POINTS_PER_MESSAGE as u64, 1000, 100);
-    let message = &generated[0];
-    let columnar = set.columnar_request(message);
-    let per_point = set.points_request(message);
+    let (set, message) = ten_series_message(Shape::Gauge);
+    let columnar = set.columnar_request(&message);
+    let per_point = set.points_request(&message);
 
     let mut group = c.benchmark_group("decode_message");
     group.throughput(Throughput::Elements(POINTS_PER_MESSAGE as u64));
@@ -34,7 +33,7 @@ fn decode(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    group.bench_function("points_1000", |b| {
+    group.bench_function("points_10_series_x_100", |b| {
         b.iter_batched(
             || per_point.clone(),
             |request| decode_message(request.points, request.series, 0, &limits),

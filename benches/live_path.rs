@@ -19,7 +19,7 @@ use tidemark::model::{SeriesId, ValueRef, WriteBatch};
 use tidemark::storage::memory::MemoryStorage;
 use tidemark::storage::{Storage, WriteOutcome};
 
-use support::{METRIC, batches, messages};
+use support::{METRIC, batches, ten_series_message};
 
 const POINTS_PER_BATCH: u64 = 1000;
 const SECOND_NS: i64 = 1_000_000_000;
@@ -41,8 +41,9 @@ fn spec(group_by: &[&str]) -> WindowSpec {
 /// Builds a batch of 10 series x 100 points one day ahead, so that their
 /// windows stay open for the whole benchmark.
 fn future_batch() -> WriteBatch {
-    let (set, generated) = messages(Shape::Gauge, POINTS_PER_BATCH, 1000, 100);
-    let mut batch = batches(&set, &generated).remove(0);
+    let (set, message) = ten_series_message(Shape::Gauge);
+    let mut batch = batches(&set, &[message]).remove(0);
+    assert_eq!(batch.point_count() as u64, POINTS_PER_BATCH);
     // The generated times are 10 s apart. Divided by a million they are
     // 10 ms apart, so a run of 100 stays inside one 1 s window.
     let window_start = (now_ns() + DAY_NS) / SECOND_NS * SECOND_NS;

@@ -45,6 +45,16 @@ pub fn messages(
     (set, messages)
 }
 
+/// Returns the first message of a load of 100 points per series: 10
+/// series with a run of 100 points each.
+pub fn ten_series_message(shape: Shape) -> (SeriesSet, Message) {
+    let (set, mut generated) = messages(shape, 100 * SERIES as u64, 1000, 100);
+    let message = generated.swap_remove(0);
+    assert_eq!(message.runs.len(), 10, "expected 10 runs of 100 points");
+    assert_eq!(message.point_count(), 1000);
+    (set, message)
+}
+
 /// Decodes generated messages into write batches, as the ingest handler
 /// does before it queues them.
 pub fn batches(set: &SeriesSet, messages: &[Message]) -> Vec<WriteBatch> {

@@ -9,6 +9,8 @@
 //! separately.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -227,11 +229,17 @@ async fn send_stream(
     messages: Vec<EncodedMessage>,
     deadline: Instant,
 ) -> anyhow::Result<StreamResult> {
-    let bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
+    // Counts only the messages the stream actually yields before the
+    // deadline.
+    let sent_bytes = Arc::new(AtomicU64::new(0));
+    let counter = sent_bytes.clone();
     let started = Instant::now();
     let stream = futures::stream::iter(messages)
         .take_while(move |_| std::future::ready(Instant::now() < deadline))
-        .map(|message| message.body);
+        .map(move |message| {
+            counter.fetch_add(message.body.len() as u64, Ordering::Relaxed);
+            message.body
+        });
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
@@ -248,7 +256,7 @@ async fn send_stream(
     Ok(StreamResult {
         accepted: response.accepted,
         rejected: response.rejected,
-        bytes,
+        bytes: sent_bytes.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
         acks: Latencies::default(),
         first_errors: response.errors.into_iter().map(|e| e.reason).collect(),
