@@ -363,7 +363,6 @@ impl Accumulator {
             return;
         }
 
-        let mut buffer = [0.0; RUN_CHUNK];
         match values {
             ColumnSlice::F64(numbers) => {
                 for (times, chunk) in times_ns.chunks(RUN_CHUNK).zip(numbers.chunks(RUN_CHUNK)) {
@@ -371,6 +370,9 @@ impl Accumulator {
                 }
             }
             ColumnSlice::I64(integers) => {
+                // Only the conversion paths need the buffer; zeroing it for
+                // every f64 run cost more than the aggregation itself.
+                let mut buffer = [0.0; RUN_CHUNK];
                 for (times, chunk) in times_ns.chunks(RUN_CHUNK).zip(integers.chunks(RUN_CHUNK)) {
                     let converted = &mut buffer[..chunk.len()];
                     for (slot, &integer) in converted.iter_mut().zip(chunk) {
@@ -380,6 +382,7 @@ impl Accumulator {
                 }
             }
             ColumnSlice::Bool(flags) => {
+                let mut buffer = [0.0; RUN_CHUNK];
                 for (times, chunk) in times_ns.chunks(RUN_CHUNK).zip(flags.chunks(RUN_CHUNK)) {
                     let converted = &mut buffer[..chunk.len()];
                     for (slot, &flag) in converted.iter_mut().zip(chunk) {

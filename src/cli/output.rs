@@ -612,8 +612,14 @@ memory, used\n";
     fn json_cells() {
         assert_eq!(Cell::Float(1.5).to_json().to_string(), "1.5");
         assert_eq!(Cell::Float(2.0).to_json().to_string(), "2.0");
-        assert_eq!(Cell::Float(f64::INFINITY).to_json(), Json::String("inf".into()));
-        assert_eq!(Cell::Float(f64::NEG_INFINITY).to_json(), Json::String("-inf".into()));
+        assert_eq!(
+            Cell::Float(f64::INFINITY).to_json(),
+            Json::String("inf".into())
+        );
+        assert_eq!(
+            Cell::Float(f64::NEG_INFINITY).to_json(),
+            Json::String("-inf".into())
+        );
         assert_eq!(Cell::Float(f64::NAN).to_json(), Json::String("NaN".into()));
         assert_eq!(Cell::Empty.to_json(), Json::Null);
         assert_eq!(Cell::Int(-3).to_json().to_string(), "-3");

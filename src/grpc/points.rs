@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::model::limits::{Limits, check_double_value, check_timestamp};
+use crate::model::limits::{Limits, MAX_TIMESTAMP_NS, check_double_value, check_timestamp};
 use crate::model::{Column, Rejection, SeriesWrite, TagSet, WriteBatch};
 use crate::proto::v1::{Point, SeriesPoints, point};
 
@@ -193,6 +193,8 @@ fn decode_series(
             .double_values
             .iter()
             .enumerate()
+            // The field name is formatted only for an invalid value.
+            .filter(|(_, v)| v.is_nan())
             .filter_map(|(i, &v)| {
                 check_double_value(&format!("series.double_values[{i}]"), v)
                     .err()
@@ -209,6 +211,7 @@ fn decode_series(
             .string_values
             .iter()
             .enumerate()
+            .filter(|(_, v)| v.len() > limits.max_string_value_bytes)
             .filter_map(|(i, v)| {
                 limits
                     .check_string_value(&format!("series.string_values[{i}]"), v)
@@ -222,6 +225,9 @@ fn decode_series(
 
     let mut invalid = invalid;
     for (i, &time_ns) in times_ns.iter().enumerate() {
+        if time_ns <= MAX_TIMESTAMP_NS {
+            continue;
+        }
         if let Err(reason) = check_timestamp(&format!("series.times_unix_nano[{i}]"), time_ns) {
             invalid.push((i, reason));
         }
