@@ -966,3 +966,64 @@ fn compaction_joins_small_chunks() {
         "the merged inputs are deleted"
     );
 }
+
+#[test]
+fn missing_catalog_rejects_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    write_numbered_batches(&storage, 50);
+    storage.flush().unwrap();
+    write_numbered_batches(&storage, 50);
+    storage.crash();
+    let blocks_before = block_files(dir.path());
+    let segments_before = wal_segments(dir.path());
+    assert!(!blocks_before.is_empty());
+
+    for catalog in [None, Some(&b"{ not json"[..])] {
+        let catalog_path = dir.path().join("catalog.json");
+        match catalog {
+            None => {
+                let _ = fs::remove_file(&catalog_path);
+            }
+            Some(bytes) => fs::write(&catalog_path, bytes).unwrap(),
+        }
+
+        let err = match DiskStorage::open(manual_config(dir.path())) {
+            Ok(_) => panic!("open succeeded without a valid catalog"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        assert!(err.contains("Restore catalog.json"), "{err}");
+        assert_eq!(block_files(dir.path()), blocks_before);
+        assert_eq!(wal_segments(dir.path()), segments_before);
+    }
+}
+
+#[test]
+fn missing_catalog_with_only_wal_rejects_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    write_numbered_batches(&storage, 100);
+    storage.crash();
+    let segments = wal_segments(dir.path());
+    assert!(segments.len() > 2, "{} segments", segments.len());
+    fs::remove_file(&segments[0]).unwrap();
+    fs::remove_file(dir.path().join("catalog.json")).unwrap();
+
+    assert!(DiskStorage::open(manual_config(dir.path())).is_err());
+    assert_eq!(wal_segments(dir.path()), segments[1..]);
+}
+
+#[test]
+fn empty_data_dir_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("new");
+    let storage = open(&data_dir);
+    storage.write(&floats("m", vec![1], vec![1.0])).unwrap();
+    drop(storage);
+    assert_eq!(point_total(&dump(&open(&data_dir))), 1);
+}
