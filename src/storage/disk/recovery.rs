@@ -3,6 +3,21 @@
 //! left behind. It then rebuilds the series index from the block indexes
 //! and replays the WAL records newer than the catalog's `flushed_seq`
 //! through the engine's `apply_*` functions.
+//!
+//! # Damaged data directories
+//!
+//! Recovery deletes only files that contain no acknowledged data, and
+//! logs every file it changes at ERROR, except a torn tail or a leftover.
+//! - A missing or invalid catalog next to block files or WAL segments
+//!   past record 1 makes `open` fail and changes nothing.
+//! - A WAL segment that starts after a gap in sequence numbers is
+//!   replayed, because its records are valid and newer than the ones
+//!   before the gap. The records in the gap are lost.
+//! - A WAL segment that repeats earlier sequence numbers, or whose
+//!   header is invalid, is renamed to a unique `*.damaged` name and not
+//!   replayed.
+//! - A corrupt record ends replay. See `wal::recover` for what happens
+//!   to the rest of its segment and to later segments.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};

@@ -1027,3 +1027,74 @@ fn empty_data_dir_opens() {
     drop(storage);
     assert_eq!(point_total(&dump(&open(&data_dir))), 1);
 }
+
+fn damaged_files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".damaged"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn missing_wal_segment_keeps_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    let dumps = write_numbered_batches(&storage, 100);
+    storage.crash();
+
+    let segments = wal_segments(dir.path());
+    assert!(segments.len() > 2, "{} segments", segments.len());
+    let missing = record_spans(&segments[1]).len();
+    let later_bytes = file_bytes(&segments[2..]);
+    fs::remove_file(&segments[1]).unwrap();
+
+    let reopened = open(dir.path());
+    assert_eq!(
+        point_total(&dump(&reopened)),
+        point_total(&dumps[100]) - missing,
+        "every record outside the missing segment is replayed"
+    );
+    assert_eq!(file_bytes(&segments[2..]), later_bytes);
+    reopened.write(&floats("m", vec![-1], vec![0.5])).unwrap();
+    let expected = dump(&reopened);
+    reopened.crash();
+    assert_eq!(dump(&open(dir.path())), expected);
+}
+
+#[test]
+fn repeated_wal_segment_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    let dumps = write_numbered_batches(&storage, 100);
+    storage.crash();
+
+    // A segment named after the last record of segment 0, whose one
+    // record repeats that record, is placed twice under the same name.
+    let segments = wal_segments(dir.path());
+    let last_of_first = record_spans(&segments[0]).len() as u64;
+    let data = fs::read(&segments[0]).unwrap();
+    let (start, len) = *record_spans(&segments[0]).last().unwrap();
+    let mut repeated = data[..16].to_vec();
+    repeated[8..16].copy_from_slice(&last_of_first.to_le_bytes());
+    repeated.extend_from_slice(&data[start..start + len]);
+    let name = dir
+        .path()
+        .join("wal")
+        .join(format!("{last_of_first:020}.wal"));
+
+    for round in 0..2 {
+        fs::write(&name, &repeated).unwrap();
+        let reopened = open(dir.path());
+        assert_eq!(dump(&reopened), dumps[100], "round {round}");
+        reopened.crash();
+        assert!(!name.exists(), "round {round}");
+    }
+    assert_eq!(damaged_files(dir.path()).len(), 2);
+}

@@ -472,10 +472,12 @@ struct DamagedAt {
 }
 
 /// Reads every segment in `dir`, oldest first, and calls `apply` for each
-/// record newer than `after`. A torn or corrupt record ends replay: it is
-/// logged with its file and offset, the segment is truncated there and
-/// any later segments are renamed to `*.wal.damaged`. Segments with no
-/// records are deleted.
+/// record newer than `after`. A segment that starts after a gap in
+/// sequence numbers is replayed, and one that repeats earlier sequence
+/// numbers is renamed to a unique `*.damaged` name. A torn or corrupt
+/// record ends replay: it is logged with its file and offset, the segment
+/// is truncated there and any later segments are renamed. Segments with
+/// no records are deleted.
 pub fn recover(
     dir: &Path,
     after: WalSeq,
@@ -507,16 +509,29 @@ pub fn recover(
     for (index, (first_seq, path)) in found.iter().enumerate() {
         let data = fs::read(path).map_err(io_error(path))?;
         let mut records = 0u64;
+        let mut overlaps = false;
         let damage = read_segment(&data, *first_seq, &mut |seq, body| {
+            // `read_segment` checks that the records of one segment are
+            // consecutive, so only its first record can follow a gap.
             let contiguous = match last_seen {
                 Some(last) => seq == last.next(),
                 None => seq.0 <= after.0 + 1,
             };
             if !contiguous {
                 let expected = last_seen.map_or(after.next(), WalSeq::next);
-                return Err(ReadStop::Damaged(format!(
-                    "record {seq} follows a gap; expected {expected}"
-                )));
+                if seq < expected {
+                    overlaps = true;
+                    return Err(ReadStop::Damaged(format!(
+                        "record {seq} repeats an earlier sequence number; expected {expected}"
+                    )));
+                }
+                tracing::error!(
+                    path = %path.display(),
+                    expected_seq = %expected,
+                    found_seq = %seq,
+                    "wal segment starts after a gap in sequence numbers; the records \
+                     in the gap are missing and this segment's records are replayed"
+                );
             }
             last_seen = Some(seq);
             records += 1;
@@ -537,6 +552,19 @@ pub fn recover(
             }
         };
 
+        if overlaps {
+            let damaged = unique_damaged_path(path);
+            tracing::error!(
+                path = %path.display(),
+                renamed_to = %damaged.display(),
+                first_seq = %first_seq,
+                last_replayed_seq = %last_seen.unwrap_or_default(),
+                "wal segment repeats sequence numbers of an earlier segment; renamed \
+                 and not replayed"
+            );
+            fs::rename(path, &damaged).map_err(io_error(path))?;
+            continue;
+        }
         if let Some(DamagedAt { offset, reason }) = damage {
             tracing::warn!(
                 path = %path.display(),
@@ -550,8 +578,8 @@ pub fn recover(
                 // ever acknowledged.
                 fs::remove_file(path).map_err(io_error(path))?;
             } else if records == 0 {
-                let damaged = damaged_path(path);
-                tracing::error!(path = %path.display(), "wal segment has an invalid header; renamed with suffix .damaged");
+                let damaged = unique_damaged_path(path);
+                tracing::error!(path = %path.display(), renamed_to = %damaged.display(), "wal segment has an invalid header; renamed and not replayed");
                 fs::rename(path, &damaged).map_err(io_error(path))?;
             } else {
                 let file = OpenOptions::new()
@@ -582,10 +610,11 @@ pub fn recover(
 
     if let Some(index) = stop_index {
         for (_, path) in &found[index + 1..] {
-            let damaged = damaged_path(path);
+            let damaged = unique_damaged_path(path);
             tracing::error!(
                 path = %path.display(),
-                "wal segment follows a damaged record and is not replayed; renamed with suffix .damaged"
+                renamed_to = %damaged.display(),
+                "wal segment follows a damaged record; renamed and not replayed"
             );
             fs::rename(path, &damaged).map_err(io_error(path))?;
         }
@@ -600,10 +629,22 @@ pub fn recover(
     })
 }
 
-fn damaged_path(path: &Path) -> PathBuf {
-    let mut damaged = path.as_os_str().to_owned();
-    damaged.push(".damaged");
-    PathBuf::from(damaged)
+/// Returns `<path>.damaged`, or `<path>.<n>.damaged` with the smallest
+/// `n` that names no existing file, so a quarantined segment never
+/// replaces an earlier one.
+fn unique_damaged_path(path: &Path) -> PathBuf {
+    let with_suffix = |suffix: String| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let mut candidate = with_suffix(".damaged".to_owned());
+    let mut counter = 1u64;
+    while candidate.symlink_metadata().is_ok() {
+        candidate = with_suffix(format!(".{counter}.damaged"));
+        counter += 1;
+    }
+    candidate
 }
 
 type RecordVisitor<'a> = dyn FnMut(WalSeq, &[u8]) -> Result<(), ReadStop> + 'a;
