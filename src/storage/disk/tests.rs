@@ -827,12 +827,8 @@ fn damage_in_older_segment_quarantines_later_ones() {
 
     let reopened = open(dir.path());
     assert_eq!(dump(&reopened), dumps[records_before + 1]);
-    let damaged: Vec<PathBuf> = fs::read_dir(dir.path().join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".damaged"))
-        .collect();
-    assert_eq!(damaged.len(), segments.len() - 2);
+    // A copy of the damaged segment and every later segment.
+    assert_eq!(damaged_files(dir.path()).len(), segments.len() - 1);
 }
 
 #[test]
@@ -1097,4 +1093,51 @@ fn repeated_wal_segment_is_quarantined() {
         assert!(!name.exists(), "round {round}");
     }
     assert_eq!(damaged_files(dir.path()).len(), 2);
+}
+
+#[test]
+fn corrupt_record_keeps_segment_copy() {
+    let original = tempfile::tempdir().unwrap();
+    let storage = open(original.path());
+    let dumps = write_numbered_batches(&storage, 5);
+    storage.crash();
+    let segment = wal_segments(original.path()).pop().unwrap();
+    let segment_name = segment.file_name().unwrap().to_owned();
+    let spans = record_spans(&segment);
+
+    // Record 0 leaves no good record, so the whole segment is renamed.
+    for record in [2usize, 0] {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(original.path(), copy.path());
+        let path = copy.path().join("wal").join(&segment_name);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[spans[record].0 + 20] ^= 0x04;
+        fs::write(&path, &bytes).unwrap();
+
+        let recovered = open(copy.path());
+        assert_eq!(dump(&recovered), dumps[record], "record {record}");
+        recovered.crash();
+        let copies = damaged_files(copy.path());
+        assert_eq!(copies.len(), 1, "record {record}: {copies:?}");
+        assert_eq!(fs::read(&copies[0]).unwrap(), bytes, "record {record}");
+    }
+}
+
+#[test]
+fn torn_tail_leaves_no_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let dumps = write_numbered_batches(&storage, 5);
+    storage.crash();
+    let segment = wal_segments(dir.path()).pop().unwrap();
+    let spans = record_spans(&segment);
+    let mut bytes = fs::read(&segment).unwrap();
+
+    // A flipped bit in the last record is a torn tail too.
+    bytes[spans[4].0 + 20] ^= 0x04;
+    fs::write(&segment, &bytes).unwrap();
+    let recovered = open(dir.path());
+    assert_eq!(dump(&recovered), dumps[4]);
+    recovered.crash();
+    assert!(damaged_files(dir.path()).is_empty());
 }
