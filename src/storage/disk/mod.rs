@@ -298,7 +298,8 @@ impl DiskStorage {
     }
 
     /// Runs compaction until no metric has a run of blocks to merge.
-    /// Returns the number of merges.
+    /// Returns the number of merges, or the first error after every other
+    /// metric has been compacted.
     pub fn compact(&self) -> Result<usize, DiskError> {
         self.engine.compact()
     }

@@ -247,6 +247,7 @@ fn load_state(
         maintenance: Mutex::new(Maintenance {
             catalog,
             last_flush: Instant::now(),
+            compaction_errors: HashMap::new(),
         }),
         closing: AtomicBool::new(false),
         wake: Mutex::new(WakeFlags::default()),

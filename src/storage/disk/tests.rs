@@ -1141,3 +1141,41 @@ fn torn_tail_leaves_no_copy() {
     recovered.crash();
     assert!(damaged_files(dir.path()).is_empty());
 }
+
+#[test]
+fn compaction_continues_after_failed_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.compaction_min_blocks = 3;
+    let storage = DiskStorage::open(config).unwrap();
+    for part in 0..3i64 {
+        for metric in ["a", "b"] {
+            storage
+                .write(&floats(metric, vec![part * 10], vec![1.0]))
+                .unwrap();
+        }
+        storage.flush().unwrap();
+    }
+
+    // Zeroed chunk bytes fail their CRC when compaction reads them.
+    for block in storage
+        .engine
+        .metric_state("a")
+        .unwrap()
+        .block_list()
+        .iter()
+    {
+        let path = block::block_path(&dir.path().join("blocks"), block.id);
+        let length = fs::metadata(&path).unwrap().len() as usize;
+        fs::write(&path, vec![0u8; length]).unwrap();
+    }
+
+    for round in 0..2 {
+        assert!(storage.compact().is_err(), "round {round}");
+        let a_blocks = storage.engine.metric_state("a").unwrap().block_list();
+        let b_blocks = storage.engine.metric_state("b").unwrap().block_list();
+        assert_eq!(a_blocks.len(), 3, "round {round}");
+        assert_eq!(b_blocks.len(), 1, "round {round}");
+    }
+    storage.crash();
+}
