@@ -88,8 +88,9 @@ fn run_maintenance(engine: &Engine) {
             );
             continue;
         }
+        // `compact` logs each failed metric once per distinct error.
         if let Err(err) = engine.compact() {
-            tracing::error!(
+            tracing::debug!(
                 data_dir = %engine.dirs.root.display(),
                 error = %err,
                 "compaction failed; retrying at the next check"

@@ -194,6 +194,9 @@ pub(super) struct Maintenance {
     /// The catalog as last committed to disk.
     pub catalog: Catalog,
     pub last_flush: Instant,
+    /// Message of the last compaction failure of each metric, by metric
+    /// name, so a repeated failure is logged once.
+    pub compaction_errors: HashMap<String, String>,
 }
 
 /// Flags the background thread waits on.

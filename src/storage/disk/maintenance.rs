@@ -10,7 +10,7 @@
 //! A crash after it leaves files that are no longer needed, which the
 //! next flush or start deletes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::mem;
 use std::sync::Arc;
@@ -270,20 +270,38 @@ impl Engine {
     /// of merges.
     pub fn compact(&self) -> Result<usize, DiskError> {
         let mut merges = 0;
+        let mut first_error = None;
+        let mut failed_metrics: HashSet<String> = HashSet::new();
         loop {
             let mut maintenance = self.maintenance.lock();
             let metrics: Vec<Arc<MetricState>> = self.metrics.read().values().cloned().collect();
             let mut merged_any = false;
             for metric in metrics {
+                if failed_metrics.contains(&metric.name) {
+                    continue;
+                }
                 let blocks = metric.block_list();
-                if let Some(run) = self.pick_compaction_run(&blocks) {
-                    self.merge_blocks(&mut maintenance, &metric, &blocks[run])?;
-                    merges += 1;
-                    merged_any = true;
+                let Some(run) = self.pick_compaction_run(&blocks) else {
+                    continue;
+                };
+                match self.merge_blocks(&mut maintenance, &metric, &blocks[run]) {
+                    Ok(()) => {
+                        maintenance.compaction_errors.remove(&metric.name);
+                        merges += 1;
+                        merged_any = true;
+                    }
+                    Err(err) => {
+                        log_compaction_error(&mut maintenance, &metric.name, &err);
+                        failed_metrics.insert(metric.name.clone());
+                        first_error.get_or_insert(err);
+                    }
                 }
             }
             if !merged_any {
-                return Ok(merges);
+                return match first_error {
+                    Some(err) => Err(err),
+                    None => Ok(merges),
+                };
             }
         }
     }
@@ -508,4 +526,23 @@ impl Engine {
         }
         Ok(deleted)
     }
+}
+
+/// Logs a failed merge of `metric` at ERROR unless the previous failure of
+/// that metric had the same message, so a retry every maintenance
+/// interval logs a persistent error once.
+fn log_compaction_error(maintenance: &mut Maintenance, metric: &str, err: &DiskError) {
+    let message = err.to_string();
+    if maintenance.compaction_errors.get(metric) == Some(&message) {
+        return;
+    }
+    tracing::error!(
+        metric,
+        error = %message,
+        "compaction failed; other metrics continue, and the merge is retried at \
+         each check without logging this error again"
+    );
+    maintenance
+        .compaction_errors
+        .insert(metric.to_owned(), message);
 }

@@ -200,6 +200,19 @@ pub enum DiskError {
     #[error("data directory is inconsistent: {0}")]
     Inconsistent(String),
 
+    /// The catalog is missing or invalid in a directory that contains
+    /// data, so recovery cannot tell live blocks from leftovers.
+    #[error(
+        "data directory {path} contains {found} but its catalog.json {problem}; \
+         nothing was changed. Restore catalog.json from a backup, or move the \
+         directory aside and start with an empty --data-dir"
+    )]
+    CatalogLost {
+        path: PathBuf,
+        found: String,
+        problem: String,
+    },
+
     #[error("storage is closed")]
     Closed,
 }
@@ -216,7 +229,8 @@ impl From<DiskError> for StorageError {
             },
             corrupt @ (DiskError::Block(BlockError::Corrupt { .. })
             | DiskError::Catalog(CatalogError::Invalid { .. })
-            | DiskError::Inconsistent(_)) => StorageError::Corrupt(corrupt.to_string()),
+            | DiskError::Inconsistent(_)
+            | DiskError::CatalogLost { .. }) => StorageError::Corrupt(corrupt.to_string()),
             other => StorageError::Io {
                 context: "disk storage".to_owned(),
                 source: io::Error::other(other.to_string()),
@@ -284,7 +298,8 @@ impl DiskStorage {
     }
 
     /// Runs compaction until no metric has a run of blocks to merge.
-    /// Returns the number of merges.
+    /// Returns the number of merges, or the first error after every other
+    /// metric has been compacted.
     pub fn compact(&self) -> Result<usize, DiskError> {
         self.engine.compact()
     }

@@ -3,6 +3,21 @@
 //! left behind. It then rebuilds the series index from the block indexes
 //! and replays the WAL records newer than the catalog's `flushed_seq`
 //! through the engine's `apply_*` functions.
+//!
+//! # Damaged data directories
+//!
+//! Recovery deletes only files that contain no acknowledged data, and
+//! logs every file it changes at ERROR, except a torn tail or a leftover.
+//! - A missing or invalid catalog next to block files or WAL segments
+//!   past record 1 makes `open` fail and changes nothing.
+//! - A WAL segment that starts after a gap in sequence numbers is
+//!   replayed, because its records are valid and newer than the ones
+//!   before the gap. The records in the gap are lost.
+//! - A WAL segment that repeats earlier sequence numbers, or whose
+//!   header is invalid, is renamed to a unique `*.damaged` name and not
+//!   replayed.
+//! - A corrupt record ends replay. See `wal::recover` for what happens
+//!   to the rest of its segment and to later segments.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -14,7 +29,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::block::{Block, BlockId, block_path};
-use super::catalog::{Catalog, CatalogPolicy, parse_data_type};
+use super::catalog::{Catalog, CatalogError, CatalogPolicy, parse_data_type};
 use super::engine::{
     Dirs, Engine, Head, Maintenance, MetricState, SeriesState, WakeFlags, flushed_seq,
 };
@@ -76,6 +91,48 @@ fn remove_leftovers(dirs: &Dirs, catalog: &Catalog) -> Result<(), DiskError> {
         super::fsutil::sync_dir(&dirs.blocks).map_err(io_error(&dirs.blocks))?;
     }
     Ok(())
+}
+
+/// Describes why a loaded catalog cannot be trusted, or returns `None`
+/// when it loaded or failed with an i/o error other than "not found".
+fn catalog_problem(loaded: &Result<Option<Catalog>, CatalogError>) -> Option<String> {
+    match loaded {
+        Ok(Some(_)) | Err(CatalogError::Io { .. }) => None,
+        Ok(None) => Some("is missing".to_owned()),
+        Err(CatalogError::Invalid { reason, .. }) => Some(format!("is invalid ({reason})")),
+    }
+}
+
+/// Describes the data a directory contains without a catalog: block
+/// files, or WAL segments that do not start at the first record. Returns
+/// `None` for a new directory, and for one whose WAL starts at record 1
+/// because it crashed before its first flush.
+fn existing_data(dirs: &Dirs) -> Result<Option<String>, DiskError> {
+    let mut blocks = 0;
+    for entry in fs::read_dir(&dirs.blocks).map_err(io_error(&dirs.blocks))? {
+        let path = entry.map_err(io_error(&dirs.blocks))?.path();
+        if path.extension().is_some_and(|e| e == "blk") {
+            blocks += 1;
+        }
+    }
+    let mut later_segments = 0;
+    for entry in fs::read_dir(&dirs.wal).map_err(io_error(&dirs.wal))? {
+        let path = entry.map_err(io_error(&dirs.wal))?.path();
+        let first_seq = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|stem| stem.parse::<u64>().ok());
+        if first_seq.is_some_and(|first| first > 1) {
+            later_segments += 1;
+        }
+    }
+    if blocks == 0 && later_segments == 0 {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{blocks} block files and {later_segments} WAL segments that start after record 1"
+    )))
 }
 
 /// Builds the engine from the catalog and the blocks it lists.
@@ -190,6 +247,7 @@ fn load_state(
         maintenance: Mutex::new(Maintenance {
             catalog,
             last_flush: Instant::now(),
+            compaction_errors: HashMap::new(),
         }),
         closing: AtomicBool::new(false),
         wake: Mutex::new(WakeFlags::default()),
@@ -208,7 +266,17 @@ pub(super) fn open(config: DiskConfig) -> Result<Arc<Engine>, DiskError> {
     }
     let lock_file = lock_data_dir(&dirs)?;
 
-    let catalog = match Catalog::load(&dirs.catalog)? {
+    let loaded = Catalog::load(&dirs.catalog);
+    if let Some(problem) = catalog_problem(&loaded)
+        && let Some(found) = existing_data(&dirs)?
+    {
+        return Err(DiskError::CatalogLost {
+            path: dirs.root.clone(),
+            found,
+            problem,
+        });
+    }
+    let catalog = match loaded? {
         Some(catalog) => catalog,
         None => {
             let policies = default_retention_policies()

@@ -827,12 +827,8 @@ fn damage_in_older_segment_quarantines_later_ones() {
 
     let reopened = open(dir.path());
     assert_eq!(dump(&reopened), dumps[records_before + 1]);
-    let damaged: Vec<PathBuf> = fs::read_dir(dir.path().join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".damaged"))
-        .collect();
-    assert_eq!(damaged.len(), segments.len() - 2);
+    // A copy of the damaged segment and every later segment.
+    assert_eq!(damaged_files(dir.path()).len(), segments.len() - 1);
 }
 
 #[test]
@@ -965,4 +961,221 @@ fn compaction_joins_small_chunks() {
         1,
         "the merged inputs are deleted"
     );
+}
+
+#[test]
+fn missing_catalog_rejects_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    write_numbered_batches(&storage, 50);
+    storage.flush().unwrap();
+    write_numbered_batches(&storage, 50);
+    storage.crash();
+    let blocks_before = block_files(dir.path());
+    let segments_before = wal_segments(dir.path());
+    assert!(!blocks_before.is_empty());
+
+    for catalog in [None, Some(&b"{ not json"[..])] {
+        let catalog_path = dir.path().join("catalog.json");
+        match catalog {
+            None => {
+                let _ = fs::remove_file(&catalog_path);
+            }
+            Some(bytes) => fs::write(&catalog_path, bytes).unwrap(),
+        }
+
+        let err = match DiskStorage::open(manual_config(dir.path())) {
+            Ok(_) => panic!("open succeeded without a valid catalog"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        assert!(err.contains("Restore catalog.json"), "{err}");
+        assert_eq!(block_files(dir.path()), blocks_before);
+        assert_eq!(wal_segments(dir.path()), segments_before);
+    }
+}
+
+#[test]
+fn missing_catalog_with_only_wal_rejects_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    write_numbered_batches(&storage, 100);
+    storage.crash();
+    let segments = wal_segments(dir.path());
+    assert!(segments.len() > 2, "{} segments", segments.len());
+    fs::remove_file(&segments[0]).unwrap();
+    fs::remove_file(dir.path().join("catalog.json")).unwrap();
+
+    assert!(DiskStorage::open(manual_config(dir.path())).is_err());
+    assert_eq!(wal_segments(dir.path()), segments[1..]);
+}
+
+#[test]
+fn empty_data_dir_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("new");
+    let storage = open(&data_dir);
+    storage.write(&floats("m", vec![1], vec![1.0])).unwrap();
+    drop(storage);
+    assert_eq!(point_total(&dump(&open(&data_dir))), 1);
+}
+
+fn damaged_files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".damaged"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn missing_wal_segment_keeps_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    let dumps = write_numbered_batches(&storage, 100);
+    storage.crash();
+
+    let segments = wal_segments(dir.path());
+    assert!(segments.len() > 2, "{} segments", segments.len());
+    let missing = record_spans(&segments[1]).len();
+    let later_bytes = file_bytes(&segments[2..]);
+    fs::remove_file(&segments[1]).unwrap();
+
+    let reopened = open(dir.path());
+    assert_eq!(
+        point_total(&dump(&reopened)),
+        point_total(&dumps[100]) - missing,
+        "every record outside the missing segment is replayed"
+    );
+    assert_eq!(file_bytes(&segments[2..]), later_bytes);
+    reopened.write(&floats("m", vec![-1], vec![0.5])).unwrap();
+    let expected = dump(&reopened);
+    reopened.crash();
+    assert_eq!(dump(&open(dir.path())), expected);
+}
+
+#[test]
+fn repeated_wal_segment_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.wal_segment_bytes = 2_048;
+    let storage = DiskStorage::open(config).unwrap();
+    let dumps = write_numbered_batches(&storage, 100);
+    storage.crash();
+
+    // A segment named after the last record of segment 0, whose one
+    // record repeats that record, is placed twice under the same name.
+    let segments = wal_segments(dir.path());
+    let last_of_first = record_spans(&segments[0]).len() as u64;
+    let data = fs::read(&segments[0]).unwrap();
+    let (start, len) = *record_spans(&segments[0]).last().unwrap();
+    let mut repeated = data[..16].to_vec();
+    repeated[8..16].copy_from_slice(&last_of_first.to_le_bytes());
+    repeated.extend_from_slice(&data[start..start + len]);
+    let name = dir
+        .path()
+        .join("wal")
+        .join(format!("{last_of_first:020}.wal"));
+
+    for round in 0..2 {
+        fs::write(&name, &repeated).unwrap();
+        let reopened = open(dir.path());
+        assert_eq!(dump(&reopened), dumps[100], "round {round}");
+        reopened.crash();
+        assert!(!name.exists(), "round {round}");
+    }
+    assert_eq!(damaged_files(dir.path()).len(), 2);
+}
+
+#[test]
+fn corrupt_record_keeps_segment_copy() {
+    let original = tempfile::tempdir().unwrap();
+    let storage = open(original.path());
+    let dumps = write_numbered_batches(&storage, 5);
+    storage.crash();
+    let segment = wal_segments(original.path()).pop().unwrap();
+    let segment_name = segment.file_name().unwrap().to_owned();
+    let spans = record_spans(&segment);
+
+    // Record 0 leaves no good record, so the whole segment is renamed.
+    for record in [2usize, 0] {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(original.path(), copy.path());
+        let path = copy.path().join("wal").join(&segment_name);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[spans[record].0 + 20] ^= 0x04;
+        fs::write(&path, &bytes).unwrap();
+
+        let recovered = open(copy.path());
+        assert_eq!(dump(&recovered), dumps[record], "record {record}");
+        recovered.crash();
+        let copies = damaged_files(copy.path());
+        assert_eq!(copies.len(), 1, "record {record}: {copies:?}");
+        assert_eq!(fs::read(&copies[0]).unwrap(), bytes, "record {record}");
+    }
+}
+
+#[test]
+fn torn_tail_leaves_no_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let dumps = write_numbered_batches(&storage, 5);
+    storage.crash();
+    let segment = wal_segments(dir.path()).pop().unwrap();
+    let spans = record_spans(&segment);
+    let mut bytes = fs::read(&segment).unwrap();
+
+    // A flipped bit in the last record is a torn tail too.
+    bytes[spans[4].0 + 20] ^= 0x04;
+    fs::write(&segment, &bytes).unwrap();
+    let recovered = open(dir.path());
+    assert_eq!(dump(&recovered), dumps[4]);
+    recovered.crash();
+    assert!(damaged_files(dir.path()).is_empty());
+}
+
+#[test]
+fn compaction_continues_after_failed_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = manual_config(dir.path());
+    config.compaction_min_blocks = 3;
+    let storage = DiskStorage::open(config).unwrap();
+    for part in 0..3i64 {
+        for metric in ["a", "b"] {
+            storage
+                .write(&floats(metric, vec![part * 10], vec![1.0]))
+                .unwrap();
+        }
+        storage.flush().unwrap();
+    }
+
+    // Zeroed chunk bytes fail their CRC when compaction reads them.
+    for block in storage
+        .engine
+        .metric_state("a")
+        .unwrap()
+        .block_list()
+        .iter()
+    {
+        let path = block::block_path(&dir.path().join("blocks"), block.id);
+        let length = fs::metadata(&path).unwrap().len() as usize;
+        fs::write(&path, vec![0u8; length]).unwrap();
+    }
+
+    for round in 0..2 {
+        assert!(storage.compact().is_err(), "round {round}");
+        let a_blocks = storage.engine.metric_state("a").unwrap().block_list();
+        let b_blocks = storage.engine.metric_state("b").unwrap().block_list();
+        assert_eq!(a_blocks.len(), 3, "round {round}");
+        assert_eq!(b_blocks.len(), 1, "round {round}");
+    }
+    storage.crash();
 }

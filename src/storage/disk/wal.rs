@@ -469,13 +469,19 @@ pub struct RecoveredWal {
 struct DamagedAt {
     offset: u64,
     reason: String,
+    /// True when the bad record runs to the end of the file, as a write
+    /// cut short by a crash does, so no later record can be lost.
+    torn_tail: bool,
 }
 
 /// Reads every segment in `dir`, oldest first, and calls `apply` for each
-/// record newer than `after`. A torn or corrupt record ends replay: it is
-/// logged with its file and offset, the segment is truncated there and
-/// any later segments are renamed to `*.wal.damaged`. Segments with no
-/// records are deleted.
+/// record newer than `after`. A segment that starts after a gap in
+/// sequence numbers is replayed, and one that repeats earlier sequence
+/// numbers is renamed to a unique `*.damaged` name. A torn or corrupt
+/// record ends replay: it is logged with its file and offset, the segment
+/// is truncated there and any later segments are renamed. When bytes
+/// follow the bad record, the whole segment is first copied to a unique
+/// `*.damaged` file. Segments with no records are deleted.
 pub fn recover(
     dir: &Path,
     after: WalSeq,
@@ -507,16 +513,29 @@ pub fn recover(
     for (index, (first_seq, path)) in found.iter().enumerate() {
         let data = fs::read(path).map_err(io_error(path))?;
         let mut records = 0u64;
+        let mut overlaps = false;
         let damage = read_segment(&data, *first_seq, &mut |seq, body| {
+            // `read_segment` checks that the records of one segment are
+            // consecutive, so only its first record can follow a gap.
             let contiguous = match last_seen {
                 Some(last) => seq == last.next(),
                 None => seq.0 <= after.0 + 1,
             };
             if !contiguous {
                 let expected = last_seen.map_or(after.next(), WalSeq::next);
-                return Err(ReadStop::Damaged(format!(
-                    "record {seq} follows a gap; expected {expected}"
-                )));
+                if seq < expected {
+                    overlaps = true;
+                    return Err(ReadStop::Damaged(format!(
+                        "record {seq} repeats an earlier sequence number; expected {expected}"
+                    )));
+                }
+                tracing::error!(
+                    path = %path.display(),
+                    expected_seq = %expected,
+                    found_seq = %seq,
+                    "wal segment starts after a gap in sequence numbers; the records \
+                     in the gap are missing and this segment's records are replayed"
+                );
             }
             last_seen = Some(seq);
             records += 1;
@@ -537,23 +556,70 @@ pub fn recover(
             }
         };
 
-        if let Some(DamagedAt { offset, reason }) = damage {
-            tracing::warn!(
+        if overlaps {
+            let damaged = unique_damaged_path(path);
+            tracing::error!(
                 path = %path.display(),
-                offset,
-                reason = %reason,
-                last_good_seq = %last_seen.unwrap_or_default(),
-                "wal record is torn or corrupt; replay ends at the last good record and the tail is truncated"
+                renamed_to = %damaged.display(),
+                first_seq = %first_seq,
+                last_replayed_seq = %last_seen.unwrap_or_default(),
+                "wal segment repeats sequence numbers of an earlier segment; renamed \
+                 and not replayed"
             );
-            if records == 0 && offset > 0 {
-                // Only a header or a torn first record: nothing in it was
+            fs::rename(path, &damaged).map_err(io_error(path))?;
+            continue;
+        }
+        if let Some(DamagedAt {
+            offset,
+            reason,
+            torn_tail,
+        }) = damage
+        {
+            let bytes_cut = data.len() as u64 - offset;
+            let last_good_seq = last_seen.unwrap_or_default();
+            if records == 0 && offset > 0 && torn_tail {
+                // Only a header and a torn first record: nothing in it was
                 // ever acknowledged.
+                tracing::warn!(
+                    path = %path.display(),
+                    offset,
+                    reason = %reason,
+                    "wal segment ends in a torn first record; deleted the segment"
+                );
                 fs::remove_file(path).map_err(io_error(path))?;
             } else if records == 0 {
-                let damaged = damaged_path(path);
-                tracing::error!(path = %path.display(), "wal segment has an invalid header; renamed with suffix .damaged");
+                let damaged = unique_damaged_path(path);
+                tracing::error!(
+                    path = %path.display(),
+                    offset,
+                    reason = %reason,
+                    renamed_to = %damaged.display(),
+                    "wal segment is damaged before its first valid record; renamed and not replayed"
+                );
                 fs::rename(path, &damaged).map_err(io_error(path))?;
             } else {
+                if torn_tail {
+                    tracing::warn!(
+                        path = %path.display(),
+                        offset,
+                        bytes_cut,
+                        reason = %reason,
+                        last_good_seq = %last_good_seq,
+                        "wal segment ends in a torn record; truncated it at the last good record"
+                    );
+                } else {
+                    let copy = write_damaged_copy(path, &data)?;
+                    tracing::error!(
+                        path = %path.display(),
+                        offset,
+                        bytes_cut,
+                        reason = %reason,
+                        last_good_seq = %last_good_seq,
+                        copy = %copy.display(),
+                        "wal record is corrupt and bytes follow it; copied the segment, then \
+                         truncated it at the last good record"
+                    );
+                }
                 let file = OpenOptions::new()
                     .write(true)
                     .open(path)
@@ -582,10 +648,11 @@ pub fn recover(
 
     if let Some(index) = stop_index {
         for (_, path) in &found[index + 1..] {
-            let damaged = damaged_path(path);
+            let damaged = unique_damaged_path(path);
             tracing::error!(
                 path = %path.display(),
-                "wal segment follows a damaged record and is not replayed; renamed with suffix .damaged"
+                renamed_to = %damaged.display(),
+                "wal segment follows a damaged record; renamed and not replayed"
             );
             fs::rename(path, &damaged).map_err(io_error(path))?;
         }
@@ -600,10 +667,39 @@ pub fn recover(
     })
 }
 
-fn damaged_path(path: &Path) -> PathBuf {
-    let mut damaged = path.as_os_str().to_owned();
-    damaged.push(".damaged");
-    PathBuf::from(damaged)
+/// Writes `data` to a new file at [`unique_damaged_path`] and syncs it
+/// and the directory. Returns the path of the copy.
+fn write_damaged_copy(path: &Path, data: &[u8]) -> Result<PathBuf, WalError> {
+    let copy = unique_damaged_path(path);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&copy)
+        .map_err(io_error(&copy))?;
+    file.write_all(data).map_err(io_error(&copy))?;
+    file.sync_all().map_err(io_error(&copy))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir).map_err(io_error(dir))?;
+    }
+    Ok(copy)
+}
+
+/// Returns `<path>.damaged`, or `<path>.<n>.damaged` with the smallest
+/// `n` that names no existing file, so a quarantined segment never
+/// replaces an earlier one.
+fn unique_damaged_path(path: &Path) -> PathBuf {
+    let with_suffix = |suffix: String| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let mut candidate = with_suffix(".damaged".to_owned());
+    let mut counter = 1u64;
+    while candidate.symlink_metadata().is_ok() {
+        candidate = with_suffix(format!(".{counter}.damaged"));
+        counter += 1;
+    }
+    candidate
 }
 
 type RecordVisitor<'a> = dyn FnMut(WalSeq, &[u8]) -> Result<(), ReadStop> + 'a;
@@ -620,10 +716,11 @@ fn read_segment(
     first_seq: WalSeq,
     visit: &mut RecordVisitor<'_>,
 ) -> Result<Option<DamagedAt>, String> {
-    let damaged = |offset: usize, reason: String| {
+    let damaged = |offset: usize, reason: String, torn_tail: bool| {
         Ok(Some(DamagedAt {
             offset: offset as u64,
             reason,
+            torn_tail,
         }))
     };
     let header = SEGMENT_HEADER_BYTES as usize;
@@ -631,16 +728,22 @@ fn read_segment(
         return damaged(
             0,
             format!("segment header is torn: {} of {header} bytes", data.len()),
+            true,
         );
     }
     if data[..8] != SEGMENT_MAGIC {
-        return damaged(0, "segment header has the wrong magic bytes".to_owned());
+        return damaged(
+            0,
+            "segment header has the wrong magic bytes".to_owned(),
+            false,
+        );
     }
     let header_seq = u64::from_le_bytes(data[8..16].try_into().expect("8 bytes"));
     if header_seq != first_seq.0 {
         return damaged(
             0,
             format!("segment header names first record {header_seq}, file name {first_seq}"),
+            false,
         );
     }
 
@@ -655,13 +758,19 @@ fn read_segment(
                     "record header is torn: {} of {RECORD_HEADER_BYTES} bytes",
                     rest.len()
                 ),
+                true,
             );
         }
         let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
         let seq_bytes = &rest[8..16];
         if len > MAX_RECORD_BODY_BYTES {
-            return damaged(offset, format!("record length {len} is over the limit"));
+            // The record's end is unknown, so later records may follow.
+            return damaged(
+                offset,
+                format!("record length {len} is over the limit"),
+                false,
+            );
         }
         if rest.len() < RECORD_HEADER_BYTES + len {
             return damaged(
@@ -670,14 +779,17 @@ fn read_segment(
                     "record body is torn: {} of {len} bytes",
                     rest.len() - RECORD_HEADER_BYTES
                 ),
+                true,
             );
         }
         let body = &rest[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len];
+        let is_last = rest.len() == RECORD_HEADER_BYTES + len;
         let actual = crc32c::crc32c_append(crc32c::crc32c(seq_bytes), body);
         if actual != crc {
             return damaged(
                 offset,
                 format!("crc mismatch: stored {crc:#010x}, computed {actual:#010x}"),
+                is_last,
             );
         }
         let seq = WalSeq(u64::from_le_bytes(seq_bytes.try_into().expect("8 bytes")));
@@ -685,11 +797,12 @@ fn read_segment(
             return damaged(
                 offset,
                 format!("record {seq} in a segment where {expected} comes next"),
+                is_last,
             );
         }
         match visit(seq, body) {
             Ok(()) => {}
-            Err(ReadStop::Damaged(reason)) => return damaged(offset, reason),
+            Err(ReadStop::Damaged(reason)) => return damaged(offset, reason, is_last),
             Err(ReadStop::Apply(reason)) => return Err(reason),
         }
         expected = seq.next();
