@@ -267,7 +267,7 @@ impl Engine {
     // ----- compaction -----
 
     /// Merges runs of small blocks until none is left. Returns the number
-    /// of merges.
+    /// of merges, or the first error after the other metrics are done.
     pub fn compact(&self) -> Result<usize, DiskError> {
         let mut merges = 0;
         let mut first_error = None;

@@ -181,6 +181,9 @@ pub enum DiskError {
     )]
     Locked { path: PathBuf },
 
+    #[error("data directory {path} is not a directory; choose another --data-dir")]
+    NotADirectory { path: PathBuf },
+
     #[error("i/o failed on {path}: {source}")]
     Io {
         path: PathBuf,

@@ -78,7 +78,7 @@ fn remove_leftovers(dirs: &Dirs, catalog: &Catalog) -> Result<(), DiskError> {
             None => name.ends_with(".tmp"),
         };
         if unreferenced {
-            tracing::info!(path = %path.display(), "removing a file left by an interrupted flush or compaction");
+            tracing::warn!(path = %path.display(), "deleting a file the catalog does not list, left by an interrupted flush or compaction");
             fs::remove_file(&path).map_err(io_error(&path))?;
             removed += 1;
         }
@@ -261,6 +261,11 @@ fn load_state(
 pub(super) fn open(config: DiskConfig) -> Result<Arc<Engine>, DiskError> {
     let started = Instant::now();
     let dirs = Dirs::new(config.data_dir.clone());
+    if dirs.root.exists() && !dirs.root.is_dir() {
+        return Err(DiskError::NotADirectory {
+            path: dirs.root.clone(),
+        });
+    }
     for dir in [&dirs.root, &dirs.wal, &dirs.blocks] {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
     }

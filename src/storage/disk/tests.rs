@@ -1179,3 +1179,16 @@ fn compaction_continues_after_failed_metric() {
     }
     storage.crash();
 }
+
+#[test]
+fn data_dir_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    fs::write(&path, b"not a directory").unwrap();
+    let err = match DiskStorage::open(manual_config(&path)) {
+        Ok(_) => panic!("open succeeded on a regular file"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains("is not a directory"), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), b"not a directory");
+}
