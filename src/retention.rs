@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::clock::now_ns;
 use crate::storage::{DeleteOutcome, Storage, StorageError};
 
-/// What one retention pass did.
+/// Counts of one retention pass.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RetentionOutcome {
     pub deleted: DeleteOutcome,

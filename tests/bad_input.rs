@@ -646,23 +646,7 @@ async fn oversized_response_is_resource_exhausted() {
 #[tokio::test]
 async fn invalid_protobuf_is_invalid_argument() {
     let server = TestServer::start().await;
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut h2 = h2.ready().await.unwrap();
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!(
-            "http://{}/tidemark.v1.QueryService/Aggregate",
-            server.addr
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let (response, mut body) = h2.send_request(request, false).unwrap();
+    let (response, mut body) = raw_grpc_call(&server, "/tidemark.v1.QueryService/Aggregate").await;
     // A gRPC frame whose payload is a truncated varint.
     let frame = vec![0u8, 0, 0, 0, 2, 0x08, 0xff];
     body.send_data(frame.into(), true).unwrap();

@@ -270,30 +270,14 @@ async fn cancelled_stream_keeps_applied_messages() {
 }
 
 /// Sends one complete message and half of a second one over a raw HTTP/2
-/// stream, then resets it, so the server sees a message cut in the middle.
+/// stream, then resets it, so the server receives a message cut in the middle.
 #[tokio::test]
 async fn half_received_message_stores_nothing() {
     use prost::Message;
 
     let server = TestServer::start().await;
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut h2 = h2.ready().await.unwrap();
-
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!(
-            "http://{}/tidemark.v1.IngestService/StreamPoints",
-            server.addr
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let (_response, mut body) = h2.send_request(request, false).unwrap();
+    let (_response, mut body) =
+        raw_grpc_call(&server, "/tidemark.v1.IngestService/StreamPoints").await;
 
     let frame = |message: &pb::StreamPointsRequest| {
         let payload = message.encode_to_vec();

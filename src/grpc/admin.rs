@@ -13,13 +13,13 @@ use crate::proto::v1::admin_service_server::AdminService;
 use crate::retention::apply_retention;
 use crate::storage::{MetricInfo, MetricSpec, RetentionPolicy, Storage};
 
-/// Longest retention policy name, in bytes.
+/// Maximum length of a retention policy name, in bytes.
 const MAX_POLICY_NAME_BYTES: usize = 128;
 
-/// Longest metric description, in bytes.
+/// Maximum length of a metric description, in bytes.
 const MAX_DESCRIPTION_BYTES: usize = 1024;
 
-/// Longest metric unit, in bytes.
+/// Maximum length of a metric unit, in bytes.
 const MAX_UNIT_BYTES: usize = 64;
 
 /// Checks a policy name: 1 to 128 bytes of `[A-Za-z0-9_.:-]`, so names are

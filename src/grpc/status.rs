@@ -40,7 +40,7 @@ impl ApiError {
     }
 }
 
-/// Longest status message sent to a client. gRPC clients reject
+/// Maximum length of a status message sent to a client. gRPC clients reject
 /// responses whose metadata exceeds about 16 KiB, so a message that echoes
 /// a huge input must be cut.
 const MAX_STATUS_MESSAGE_BYTES: usize = 4096;

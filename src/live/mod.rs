@@ -54,7 +54,7 @@ pub struct LiveConfig {
     pub tick: Duration,
     /// A heartbeat goes out when nothing else was sent for this long.
     pub heartbeat_interval: Duration,
-    /// Updates each subscriber's queue holds before it drops the oldest.
+    /// Capacity of each subscriber's queue; when it is full, the oldest update is dropped.
     pub subscriber_queue_capacity: usize,
 }
 
@@ -402,7 +402,7 @@ impl BatchObserver for LiveHub {
             if outcome.rejected_entries.contains(&entry_index) {
                 continue;
             }
-            // Series ids are not known here; a hash of the tags stands in,
+            // Series ids are not known here; a hash of the tags is used instead,
             // which is enough to tell counters apart for INCREASE.
             let series = crate::model::SeriesId(tag_hash(&entry.tags));
             for aggregation in aggregations {

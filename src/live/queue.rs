@@ -21,7 +21,7 @@ pub struct SubscriberQueue {
     /// Guards the pending updates; held only for a push or a pop.
     state: Mutex<QueueState>,
     /// Wakes the subscriber's task after a push or close. `notify_one`
-    /// keeps a permit when nobody waits, so no wakeup is lost.
+    /// keeps a permit when no task is waiting, so no wakeup is lost.
     notify: Notify,
     capacity: usize,
 }

@@ -3,7 +3,7 @@
 //!
 //! A series is a metric name plus a sorted tag set. Points of one series
 //! are stored as a time column and one value column whose kind follows the
-//! metric's data type. Nothing here knows about gRPC: the adapters in
+//! metric's data type. No type here depends on gRPC: the adapters in
 //! `crate::grpc` convert protobuf messages into these types after
 //! validating them against [`limits::Limits`].
 

@@ -164,7 +164,7 @@ const MAX_DENSE_SLOTS: usize = 1 << 16;
 /// Groups of one thread's series and the points it scanned.
 type DensePart = (HashMap<GroupKey, DenseGroup>, u64);
 
-/// Fewest series worth a thread of their own.
+/// Minimum number of series that justifies a thread of its own.
 const MIN_SERIES_PER_THREAD: usize = 16;
 
 fn too_many_buckets(max_buckets: usize) -> QueryError {

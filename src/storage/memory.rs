@@ -51,7 +51,7 @@ impl SeriesData {
     /// Appends points in any order. When a timestamp repeats, the point
     /// written last wins, both within `times_ns` and against stored
     /// points. A run that is ascending and after every stored point is
-    /// copied in bulk; anything else is sorted and merged into the stored
+    /// copied in bulk. Any other run is sorted and merged into the stored
     /// tail it overlaps.
     pub fn append(&mut self, times_ns: &[TimestampNs], values: ColumnSlice<'_>) {
         if times_ns.is_empty() {

@@ -39,7 +39,7 @@ pub enum StorageError {
     Corrupt(String),
 }
 
-/// What a client declares when it creates a metric explicitly.
+/// Declaration of a metric that a client creates explicitly.
 #[derive(Debug, Clone)]
 pub struct MetricSpec {
     pub name: String,
@@ -142,7 +142,7 @@ pub enum ScanPart<'a> {
     Summary(PointSummary),
 }
 
-/// The default retention policies: name and maximum age.
+/// Returns the default retention policies: name and maximum age.
 pub fn default_retention_policies() -> Vec<RetentionPolicy> {
     const HOUR: u64 = 3600;
     const DAY: u64 = 24 * HOUR;
@@ -186,7 +186,7 @@ pub fn default_policy_for(metric: &str) -> &'static str {
 /// and the disk engine documents its modes on its own type.
 pub trait Storage: Send + Sync + 'static {
     /// Applies a validated batch. A metric that does not exist is created
-    /// with the type inferred from its first value; an entry whose value
+    /// with the type inferred from its first value. An entry whose value
     /// kind does not fit an existing metric's type is rejected as a whole
     /// and reported per point.
     fn write(&self, batch: &WriteBatch) -> Result<WriteOutcome, StorageError>;

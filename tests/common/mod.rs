@@ -105,6 +105,31 @@ impl Drop for TestServer {
     }
 }
 
+/// Opens a raw HTTP/2 gRPC call to `path` (such as
+/// `/tidemark.v1.QueryService/Aggregate`), for tests that send bytes a
+/// tonic client would never send. Returns the response future and the
+/// request body stream.
+pub async fn raw_grpc_call(
+    server: &TestServer,
+    path: &str,
+) -> (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>) {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut h2 = h2.ready().await.unwrap();
+
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}{path}", server.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    h2.send_request(request, false).unwrap()
+}
+
 /// Builds a point with a double value.
 pub fn double_point(metric: &str, time_ns: i64, value: f64, tags: &[(&str, &str)]) -> pb::Point {
     pb::Point {
