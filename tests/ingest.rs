@@ -402,3 +402,81 @@ async fn shutdown_ends_open_stream_with_applied_count() {
     );
     drop(sender);
 }
+
+/// Reads a gRPC status code and message from a raw HTTP/2 response, in
+/// its headers (trailers-only) or its trailers.
+async fn raw_status(response: h2::client::ResponseFuture) -> (String, String) {
+    let response = response.await.unwrap();
+    let mut headers = response.headers().clone();
+    if !headers.contains_key("grpc-status") {
+        let mut body = response.into_body();
+        while let Some(chunk) = body.data().await {
+            chunk.unwrap();
+        }
+        headers = body.trailers().await.unwrap().expect("trailers");
+    }
+    let field = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().replace("%20", " "))
+            .unwrap_or_default()
+    };
+    (field("grpc-status"), field("grpc-message"))
+}
+
+fn grpc_frame(payload: &[u8]) -> bytes::Bytes {
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    framed.extend_from_slice(payload);
+    framed.into()
+}
+
+#[tokio::test]
+async fn malformed_message_stops_stream_after_applied_ones() {
+    use prost::Message;
+
+    let server = TestServer::start().await;
+    let (response, mut body) =
+        raw_grpc_call(&server, "/tidemark.v1.IngestService/StreamPoints").await;
+
+    let whole = pb::StreamPointsRequest {
+        points: (0..3)
+            .map(|i| double_point("framed", i, 1.0, &[]))
+            .collect(),
+        series: vec![],
+    };
+    body.send_data(grpc_frame(&whole.encode_to_vec()), false)
+        .unwrap();
+    // points[0] whose metric claims 5 bytes but carries 1.
+    body.send_data(grpc_frame(&[0x0a, 0x03, 0x0a, 0x05, b'm']), true)
+        .unwrap();
+
+    let (code, message) = raw_status(response).await;
+    assert_eq!(code, "3", "{message}");
+    assert!(message.contains("points[0].metric"), "{message}");
+    assert!(message.contains("3 points were accepted"), "{message}");
+    assert_eq!(count_points(&server, "framed").await, 3);
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_write_is_invalid_argument() {
+    use prost::Message;
+
+    let server = TestServer::start().await;
+    let (response, mut body) =
+        raw_grpc_call(&server, "/tidemark.v1.IngestService/WritePoints").await;
+    let mut payload = pb::WritePointsRequest {
+        points: vec![double_point("utf", 1, 1.0, &[("host", "a")])],
+        series: vec![],
+    }
+    .encode_to_vec();
+    let last = payload.len() - 1;
+    payload[last] = 0xff;
+    body.send_data(grpc_frame(&payload), true).unwrap();
+
+    let (code, message) = raw_status(response).await;
+    assert_eq!(code, "3", "{message}");
+    assert!(message.contains("points[0].tags"), "{message}");
+    assert!(message.contains("UTF-8"), "{message}");
+    assert_eq!(count_points(&server, "utf").await, 0);
+}

@@ -62,8 +62,10 @@ pub fn batches(set: &SeriesSet, messages: &[Message]) -> Vec<WriteBatch> {
     messages
         .iter()
         .map(|message| {
-            let request = set.columnar_request(message);
-            decode_message(request.points, request.series, 0, &limits).batch
+            let request = prost::Message::encode_to_vec(&set.columnar_request(message));
+            decode_message(&request, 0, &limits)
+                .expect("generated messages are valid protobuf")
+                .batch
         })
         .collect()
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::watch;
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -11,10 +12,8 @@ use super::status::DECODE_ERROR_PREFIX;
 use crate::ingest::IngestPipeline;
 use crate::model::Rejection;
 use crate::model::limits::Limits;
-use crate::proto::v1::ingest_service_server::IngestService;
-use crate::proto::v1::{
-    PointError, StreamPointsRequest, StreamPointsResponse, WritePointsRequest, WritePointsResponse,
-};
+use crate::proto::raw_ingest::ingest_service_server::IngestService;
+use crate::proto::v1::{PointError, StreamPointsResponse, WritePointsResponse};
 
 /// Number of rejections a response lists; the count covers all of them.
 const MAX_REPORTED_ERRORS: usize = 100;
@@ -63,14 +62,14 @@ impl Tally {
 
 impl IngestHandler {
     /// Validates and applies one message; returns after it is applied.
+    /// A message that is not valid protobuf is applied not at all.
     async fn apply_message(
         &self,
-        points: Vec<crate::proto::v1::Point>,
-        series: Vec<crate::proto::v1::SeriesPoints>,
+        message: &[u8],
         first_index: u64,
         tally: &mut Tally,
     ) -> Result<u64, Status> {
-        let decoded = decode_message(points, series, first_index, &self.limits);
+        let decoded = decode_message(message, first_index, &self.limits).map_err(Status::from)?;
         let mut rejections = decoded.rejections;
 
         if !decoded.batch.series.is_empty() {
@@ -86,12 +85,14 @@ impl IngestHandler {
     }
 }
 
-/// Explains a failed stream read. Tonic reports an oversized message as
-/// OUT_OF_RANGE and invalid protobuf as INTERNAL; clients get
-/// RESOURCE_EXHAUSTED or INVALID_ARGUMENT and how much of the stream was
-/// applied before it.
+/// Explains why a stream stopped. Tonic reports an oversized message as
+/// OUT_OF_RANGE; clients get RESOURCE_EXHAUSTED for it, INVALID_ARGUMENT
+/// for a message that is not valid protobuf, and how much of the stream
+/// was applied before it.
 fn stream_error(status: Status, tally: &Tally, next_index: u64) -> Status {
-    if status.code() == Code::Internal && status.message().starts_with(DECODE_ERROR_PREFIX) {
+    let undecodable = matches!(status.code(), Code::Internal | Code::InvalidArgument)
+        && status.message().starts_with(DECODE_ERROR_PREFIX);
+    if undecodable {
         return Status::invalid_argument(format!(
             "{}; the stream stopped there after {} points were accepted and {} rejected",
             status.message(),
@@ -115,7 +116,7 @@ fn stream_error(status: Status, tally: &Tally, next_index: u64) -> Status {
 impl IngestService for IngestHandler {
     async fn stream_points(
         &self,
-        request: Request<Streaming<StreamPointsRequest>>,
+        request: Request<Streaming<Bytes>>,
     ) -> Result<Response<StreamPointsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut tally = Tally::default();
@@ -142,9 +143,10 @@ impl IngestService for IngestHandler {
                 Ok(None) => break,
                 Err(status) => return Err(stream_error(status, &tally, next_index)),
             };
-            let count = self
-                .apply_message(message.points, message.series, next_index, &mut tally)
-                .await?;
+            let count = match self.apply_message(&message, next_index, &mut tally).await {
+                Ok(count) => count,
+                Err(status) => return Err(stream_error(status, &tally, next_index)),
+            };
             next_index += count;
             messages += 1;
         }
@@ -164,12 +166,11 @@ impl IngestService for IngestHandler {
 
     async fn write_points(
         &self,
-        request: Request<WritePointsRequest>,
+        request: Request<Bytes>,
     ) -> Result<Response<WritePointsResponse>, Status> {
         let message = request.into_inner();
         let mut tally = Tally::default();
-        self.apply_message(message.points, message.series, 0, &mut tally)
-            .await?;
+        self.apply_message(&message, 0, &mut tally).await?;
 
         tracing::debug!(
             accepted = tally.accepted,

@@ -9,3 +9,4 @@ pub mod live;
 pub mod points;
 pub mod query;
 pub mod status;
+pub mod wire;

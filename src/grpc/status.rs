@@ -2,11 +2,12 @@
 
 use tonic::{Code, Status};
 
+use super::points::MalformedMessage;
 use crate::ingest::IngestError;
 use crate::storage::StorageError;
 
-/// Start of tonic's status message for a request that is not valid
-/// protobuf (tonic 0.14).
+/// Start of the status message for a request that is not valid protobuf:
+/// tonic's (0.14), and also the ingest decoder's in `super::points`.
 pub const DECODE_ERROR_PREFIX: &str = "failed to decode Protobuf message";
 
 /// An error of the API layer, mapped to exactly one gRPC code.
@@ -107,6 +108,18 @@ impl From<StorageError> for Status {
 
 impl From<IngestError> for Status {
     fn from(error: IngestError) -> Status {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<MalformedMessage> for ApiError {
+    fn from(error: MalformedMessage) -> ApiError {
+        ApiError::InvalidArgument(error.to_string())
+    }
+}
+
+impl From<MalformedMessage> for Status {
+    fn from(error: MalformedMessage) -> Status {
         ApiError::from(error).into()
     }
 }

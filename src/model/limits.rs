@@ -78,7 +78,7 @@ impl Limits {
     pub fn check_tags<'a>(
         &self,
         field: &str,
-        tags: impl ExactSizeIterator<Item = (&'a String, &'a String)>,
+        tags: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
     ) -> Result<(), String> {
         if tags.len() > self.max_tags_per_point {
             return Err(format!(
@@ -193,20 +193,26 @@ mod tests {
         let limits = Limits::default();
         let many: Vec<(String, String)> = (0..33).map(|i| (format!("k{i}"), "v".into())).collect();
         let err = limits
-            .check_tags("tags", many.iter().map(|(k, v)| (k, v)))
+            .check_tags("tags", many.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .unwrap_err();
         assert!(err.contains("33 tags"), "{err}");
 
         let long_value = [("k".to_string(), "v".repeat(1025))];
         let err = limits
-            .check_tags("tags", long_value.iter().map(|(k, v)| (k, v)))
+            .check_tags(
+                "tags",
+                long_value.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .unwrap_err();
         assert!(err.contains("1025 bytes"), "{err}");
 
         let empty_key = [(String::new(), "v".to_string())];
         assert!(
             limits
-                .check_tags("tags", empty_key.iter().map(|(k, v)| (k, v)))
+                .check_tags(
+                    "tags",
+                    empty_key.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+                )
                 .is_err()
         );
     }
