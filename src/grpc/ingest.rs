@@ -14,6 +14,7 @@ use crate::model::Rejection;
 use crate::model::limits::Limits;
 use crate::proto::raw_ingest::ingest_service_server::IngestService;
 use crate::proto::v1::{PointError, StreamPointsResponse, WritePointsResponse};
+use crate::storage::CommitTicket;
 
 /// Number of rejections a response lists; the count covers all of them.
 const MAX_REPORTED_ERRORS: usize = 100;
@@ -46,6 +47,9 @@ struct Tally {
     accepted: u64,
     rejected: u64,
     errors: Vec<PointError>,
+    /// Commit ticket of the last applied message; the response waits for
+    /// it, so every accepted point is durable before it is acknowledged.
+    ticket: CommitTicket,
 }
 
 impl Tally {
@@ -61,8 +65,9 @@ impl Tally {
 }
 
 impl IngestHandler {
-    /// Validates and applies one message; returns after it is applied.
-    /// A message that is not valid protobuf is applied not at all.
+    /// Validates and applies one message; returns after it is applied but
+    /// before it is durable (see [`IngestHandler::finish`]). A message
+    /// that is not valid protobuf is applied not at all.
     async fn apply_message(
         &self,
         message: &[u8],
@@ -73,15 +78,31 @@ impl IngestHandler {
         let mut rejections = decoded.rejections;
 
         if !decoded.batch.series.is_empty() {
-            let outcome = self.pipeline.submit(decoded.batch).await?;
-            tally.accepted += outcome.accepted;
-            rejections.extend(outcome.rejections);
+            let applied = self.pipeline.submit(decoded.batch).await?;
+            tally.accepted += applied.outcome.accepted;
+            tally.ticket = tally.ticket.max(applied.ticket);
+            rejections.extend(applied.outcome.rejections);
         }
 
         // Decode-time and storage-time rejections interleave by position.
         rejections.sort_by_key(|r| r.index);
         tally.add_rejections(rejections);
         Ok(decoded.point_count)
+    }
+
+    /// Waits until everything the request applied is durable, then
+    /// returns `result`: a response, or the error that ended the stream.
+    /// A failed wait replaces both, since the points are not durable.
+    async fn finish<T>(&self, tally: &Tally, result: Result<T, Status>) -> Result<T, Status> {
+        if let Err(error) = self.pipeline.wait_durable(tally.ticket).await {
+            tracing::error!(
+                %error,
+                accepted = tally.accepted,
+                "applied points could not be made durable"
+            );
+            return Err(Status::from(error));
+        }
+        result
     }
 }
 
@@ -126,30 +147,41 @@ impl IngestService for IngestHandler {
         let mut shutdown = self.shutdown.clone();
 
         // Each message is applied before the next one is read, so the
-        // stream's messages are applied in order. If the client cancels,
-        // `message()` fails and what was applied stays applied.
+        // stream's messages are applied in order. Their WAL commits are
+        // awaited once, at the end. If the client cancels, `message()`
+        // fails and what was applied stays applied.
         loop {
             let received = tokio::select! {
-                received = stream.message() => received,
-                _ = shutdown.wait_for(|stopping| *stopping) => {
-                    return Err(Status::unavailable(format!(
-                        "server is shutting down; this stream stopped after {} points were accepted and {} rejected; resend from position {next_index}",
-                        tally.accepted, tally.rejected
-                    )));
-                }
+                received = stream.message() => Some(received),
+                _ = shutdown.wait_for(|stopping| *stopping) => None,
+            };
+            let Some(received) = received else {
+                let status = Status::unavailable(format!(
+                    "server is shutting down; this stream stopped after {} points were accepted and {} rejected; resend from position {next_index}",
+                    tally.accepted, tally.rejected
+                ));
+                return self.finish(&tally, Err(status)).await;
             };
             let message = match received {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
-                Err(status) => return Err(stream_error(status, &tally, next_index)),
+                Err(status) => {
+                    let status = stream_error(status, &tally, next_index);
+                    return self.finish(&tally, Err(status)).await;
+                }
             };
             let count = match self.apply_message(&message, next_index, &mut tally).await {
                 Ok(count) => count,
-                Err(status) => return Err(stream_error(status, &tally, next_index)),
+                Err(status) => {
+                    let status = stream_error(status, &tally, next_index);
+                    return self.finish(&tally, Err(status)).await;
+                }
             };
             next_index += count;
             messages += 1;
         }
+
+        self.finish(&tally, Ok(())).await?;
 
         tracing::debug!(
             messages,
@@ -170,7 +202,8 @@ impl IngestService for IngestHandler {
     ) -> Result<Response<WritePointsResponse>, Status> {
         let message = request.into_inner();
         let mut tally = Tally::default();
-        self.apply_message(&message, 0, &mut tally).await?;
+        let applied = self.apply_message(&message, 0, &mut tally).await;
+        self.finish(&tally, applied).await?;
 
         tracing::debug!(
             accepted = tally.accepted,

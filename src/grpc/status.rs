@@ -94,7 +94,9 @@ impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> ApiError {
         match error {
             IngestError::ShuttingDown => ApiError::Unavailable(error.to_string()),
-            IngestError::WorkerLost => ApiError::Internal(error.to_string()),
+            IngestError::WorkerLost | IngestError::WaitLost(_) => {
+                ApiError::Internal(error.to_string())
+            }
             IngestError::Storage(storage) => storage.into(),
         }
     }

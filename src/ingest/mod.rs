@@ -5,9 +5,13 @@
 //! message into a [`WriteBatch`], then call [`IngestPipeline::submit`].
 //! The batch travels through a bounded crossbeam channel to dedicated
 //! ingest threads, which apply it to [`Storage`] and then hand the applied
-//! points to the [`BatchObserver`] (the live hub). `submit` resolves only
-//! after the batch is applied, so an acknowledged point is visible to
-//! queries.
+//! points to the [`BatchObserver`] (the live hub). `submit` resolves
+//! after the batch is applied, so a point is visible to queries before it
+//! is acknowledged, and returns a [`CommitTicket`]. Handlers acknowledge
+//! only after [`IngestPipeline::wait_durable`] for the ticket, which
+//! waits for the WAL commit on a blocking thread. The ingest threads never
+//! wait for fsync, so a stream can apply its next message while the last
+//! one is being synced, and one fsync covers the batches of many streams.
 //!
 //! Backpressure: a tokio task must never block on the channel. Each job
 //! carries a permit of a semaphore sized like the channel, and `submit`
@@ -24,7 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::model::WriteBatch;
-use crate::storage::{Storage, StorageError, WriteOutcome};
+use crate::storage::{CommitTicket, Storage, StorageError, WriteOutcome};
 
 /// Errors of the ingest pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,9 @@ pub enum IngestError {
 
     #[error("ingest thread stopped before it answered; the batch may not be applied")]
     WorkerLost,
+
+    #[error("the durability wait stopped unexpectedly: {0}")]
+    WaitLost(String),
 
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -77,15 +84,24 @@ impl Default for IngestConfig {
     }
 }
 
+/// An applied batch: what storage accepted, and the ticket to wait for
+/// before acknowledging it.
+#[derive(Debug)]
+pub struct Applied {
+    pub outcome: WriteOutcome,
+    pub ticket: CommitTicket,
+}
+
 struct IngestJob {
     batch: WriteBatch,
-    reply: oneshot::Sender<Result<WriteOutcome, StorageError>>,
+    reply: oneshot::Sender<Result<Applied, StorageError>>,
     /// Released when the job is dropped, after it is applied.
     _permit: OwnedSemaphorePermit,
 }
 
 /// Handle to the ingest threads; cheap to share behind an `Arc`.
 pub struct IngestPipeline {
+    storage: Arc<dyn Storage>,
     /// `None` after shutdown started, so new submissions fail fast.
     sender: RwLock<Option<Sender<IngestJob>>>,
     /// One permit per free channel slot.
@@ -119,14 +135,16 @@ impl IngestPipeline {
             .collect();
 
         IngestPipeline {
+            storage,
             sender: RwLock::new(Some(sender)),
             permits: Arc::new(Semaphore::new(capacity)),
             threads: Mutex::new(threads),
         }
     }
 
-    /// Applies a batch and waits until it is stored and observed.
-    pub async fn submit(&self, batch: WriteBatch) -> Result<WriteOutcome, IngestError> {
+    /// Applies a batch and waits until it is stored and observed, but not
+    /// until it is durable: see [`IngestPipeline::wait_durable`].
+    pub async fn submit(&self, batch: WriteBatch) -> Result<Applied, IngestError> {
         let permit = self
             .permits
             .clone()
@@ -163,6 +181,20 @@ impl IngestPipeline {
         }
     }
 
+    /// Waits until every batch up to `ticket` is durable (as the storage
+    /// engine's mode defines it). The wait blocks on the WAL's group
+    /// commit, so it runs on tokio's blocking pool.
+    pub async fn wait_durable(&self, ticket: CommitTicket) -> Result<(), IngestError> {
+        if ticket == CommitTicket::NONE {
+            return Ok(());
+        }
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.wait_durable(ticket))
+            .await
+            .map_err(|e| IngestError::WaitLost(e.to_string()))?
+            .map_err(IngestError::from)
+    }
+
     /// Stops accepting batches, lets the threads drain what is queued,
     /// and joins them.
     pub fn shutdown(&self) {
@@ -196,11 +228,14 @@ fn run_ingest_thread(
 
         let result = {
             let _applying = gate.read();
-            let result = storage.write(&job.batch);
-            if let Ok(outcome) = &result {
+            // NOTE: live windows see the points before they are durable.
+            // After a crash they may have counted points that the WAL
+            // lost, which their writer was never told were stored.
+            let result = storage.write_applied(&job.batch);
+            if let Ok((outcome, _)) = &result {
                 observer.observe(&job.batch, outcome);
             }
-            result
+            result.map(|(outcome, ticket)| Applied { outcome, ticket })
         };
 
         if let Err(error) = &result {

@@ -97,6 +97,16 @@ pub struct WriteOutcome {
     pub rejected_entries: Vec<usize>,
 }
 
+/// A handle on an applied write for [`Storage::wait_durable`]: the
+/// engine's log position of the write. `CommitTicket::NONE` needs no
+/// wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct CommitTicket(pub u64);
+
+impl CommitTicket {
+    pub const NONE: CommitTicket = CommitTicket(0);
+}
+
 /// A series of one metric, as listed for a query.
 #[derive(Debug, Clone)]
 pub struct SeriesInfo {
@@ -190,6 +200,27 @@ pub trait Storage: Send + Sync + 'static {
     /// kind does not fit an existing metric's type is rejected as a whole
     /// and reported per point.
     fn write(&self, batch: &WriteBatch) -> Result<WriteOutcome, StorageError>;
+
+    /// Applies a batch like [`Storage::write`] but returns before it is
+    /// durable: the points are visible to scans when this returns, and
+    /// [`Storage::wait_durable`] with the ticket waits until the batch is
+    /// as durable as `write` would have left it. Tickets are ordered, so
+    /// waiting for one covers every earlier write. Lets a stream apply
+    /// its next message while the last one is still being synced.
+    fn write_applied(
+        &self,
+        batch: &WriteBatch,
+    ) -> Result<(WriteOutcome, CommitTicket), StorageError> {
+        self.write(batch)
+            .map(|outcome| (outcome, CommitTicket::NONE))
+    }
+
+    /// Blocks until every write up to `ticket` is durable. Returns at
+    /// once for `CommitTicket::NONE` and for engines without a log.
+    fn wait_durable(&self, ticket: CommitTicket) -> Result<(), StorageError> {
+        let _ = ticket;
+        Ok(())
+    }
 
     /// Creates a metric explicitly. Fails with `MetricExists` if it exists.
     fn create_metric(&self, spec: MetricSpec) -> Result<MetricInfo, StorageError>;

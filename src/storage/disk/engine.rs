@@ -32,8 +32,8 @@ use crate::model::{
 };
 use crate::storage::memory::SeriesData;
 use crate::storage::{
-    DeleteOutcome, MetricInfo, MetricSpec, RetentionPolicy, SeriesInfo, StorageError, StorageStats,
-    WriteOutcome, default_policy_for,
+    CommitTicket, DeleteOutcome, MetricInfo, MetricSpec, RetentionPolicy, SeriesInfo, StorageError,
+    StorageStats, WriteOutcome, default_policy_for,
 };
 
 /// Paths inside the data directory.
@@ -275,10 +275,36 @@ impl Engine {
 
     // ----- write path -----
 
+    /// Logs and applies a batch, then waits for the commit that the
+    /// durability mode requires.
     pub fn write(&self, batch: &WriteBatch) -> Result<WriteOutcome, StorageError> {
+        let (outcome, ticket) = self.write_applied(batch)?;
+        self.wait_durable(ticket)?;
+        Ok(outcome)
+    }
+
+    /// Waits until the WAL record `ticket` is written or synced, as the
+    /// durability mode requires.
+    pub fn wait_durable(&self, ticket: CommitTicket) -> Result<(), StorageError> {
+        if ticket == CommitTicket::NONE {
+            return Ok(());
+        }
+        self.wal()
+            .commit(WalSeq(ticket.0), self.commit_wait())
+            .map_err(DiskError::from)?;
+        Ok(())
+    }
+
+    /// Logs and applies a batch and returns before the log record is
+    /// written: the points are visible to scans, and the ticket waits for
+    /// the record with [`Engine::wait_durable`].
+    pub fn write_applied(
+        &self,
+        batch: &WriteBatch,
+    ) -> Result<(WriteOutcome, CommitTicket), StorageError> {
         self.check_open()?;
         if batch.series.is_empty() {
-            return Ok(WriteOutcome::default());
+            return Ok((WriteOutcome::default(), CommitTicket::NONE));
         }
         let time_ns = now_ns();
         let (seq, outcome) = RECORD_BUFFER.with_borrow_mut(|body| -> Result<_, DiskError> {
@@ -294,14 +320,11 @@ impl Engine {
             }
             Ok(applied)
         })?;
-        self.wal()
-            .commit(seq, self.commit_wait())
-            .map_err(DiskError::from)?;
 
         if self.head_points.load(Ordering::Relaxed) >= self.config.head_flush_points {
             self.request_flush();
         }
-        Ok(outcome)
+        Ok((outcome, CommitTicket(seq.0)))
     }
 
     pub fn request_flush(&self) {

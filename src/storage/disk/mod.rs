@@ -49,8 +49,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::{
-    DeleteOutcome, MetricInfo, MetricSpec, RetentionPolicy, ScanPart, SeriesInfo, Storage,
-    StorageError, StorageStats, WriteOutcome,
+    CommitTicket, DeleteOutcome, MetricInfo, MetricSpec, RetentionPolicy, ScanPart, SeriesInfo,
+    Storage, StorageError, StorageStats, WriteOutcome,
 };
 use crate::model::{ColumnSlice, SeriesId, TimeRange, TimestampNs, WriteBatch};
 
@@ -333,6 +333,17 @@ impl Drop for DiskStorage {
 impl Storage for DiskStorage {
     fn write(&self, batch: &WriteBatch) -> Result<WriteOutcome, StorageError> {
         self.engine.write(batch)
+    }
+
+    fn write_applied(
+        &self,
+        batch: &WriteBatch,
+    ) -> Result<(WriteOutcome, CommitTicket), StorageError> {
+        self.engine.write_applied(batch)
+    }
+
+    fn wait_durable(&self, ticket: CommitTicket) -> Result<(), StorageError> {
+        self.engine.wait_durable(ticket)
     }
 
     fn create_metric(&self, spec: MetricSpec) -> Result<MetricInfo, StorageError> {
