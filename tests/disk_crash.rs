@@ -197,23 +197,33 @@ async fn write_until_error(
 async fn read_all(server: &Server) -> BTreeMap<(u64, i64), Vec<f64>> {
     let mut client =
         QueryServiceClient::new(server.channel().await).max_decoding_message_size(256 << 20);
-    let response = client
-        .query_points(pb::QueryPointsRequest {
-            metrics: vec![METRIC.to_owned()],
-            // The server's maximum; the default is 10,000.
-            limit: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .expect("query the test metric")
-        .into_inner();
-    assert_eq!(
-        response.total_matched,
-        response.points.len() as u64,
-        "the query limit cut the result"
-    );
+    // Pages keep each response under the server's message limit.
+    const PAGE_POINTS: u32 = 200_000;
+    let mut points = Vec::new();
+    loop {
+        let response = client
+            .query_points(pb::QueryPointsRequest {
+                metrics: vec![METRIC.to_owned()],
+                limit: PAGE_POINTS,
+                offset: points.len() as u32,
+                ..Default::default()
+            })
+            .await
+            .expect("query the test metric")
+            .into_inner();
+        let page_len = response.points.len();
+        points.extend(response.points);
+        if page_len == 0 || points.len() as u64 >= response.total_matched {
+            assert_eq!(
+                response.total_matched,
+                points.len() as u64,
+                "the pages do not add up to the matched points"
+            );
+            break;
+        }
+    }
     let mut found: BTreeMap<(u64, i64), Vec<f64>> = BTreeMap::new();
-    for point in response.points {
+    for point in points {
         let writer: u64 = point.tags["writer"].parse().expect("numeric writer tag");
         let Some(pb::point::Value::DoubleValue(value)) = point.value else {
             panic!("point at {} has no double value", point.time_unix_nano);

@@ -9,7 +9,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::points::decode_message;
 use super::status::DECODE_ERROR_PREFIX;
-use crate::ingest::IngestPipeline;
+use crate::ingest::{IngestError, IngestPipeline};
 use crate::model::Rejection;
 use crate::model::limits::Limits;
 use crate::proto::raw_ingest::ingest_service_server::IngestService;
@@ -18,6 +18,19 @@ use crate::storage::CommitTicket;
 
 /// Number of rejections a response lists; the count covers all of them.
 const MAX_REPORTED_ERRORS: usize = 100;
+
+/// Messages a stream may apply past its oldest commit that is not yet
+/// durable before it stops reading and waits for that commit. Bounds what
+/// a crash can lose of a long stream, while the commits of the messages
+/// in between overlap with their decoding.
+const MAX_MESSAGES_AHEAD_OF_COMMIT: u64 = 8;
+
+/// The durability wait a stream runs in the background.
+struct PendingCommit {
+    wait: tokio::task::JoinHandle<Result<(), IngestError>>,
+    /// Messages applied since the wait started.
+    messages_since: u64,
+}
 
 pub struct IngestHandler {
     pipeline: Arc<IngestPipeline>,
@@ -90,6 +103,36 @@ impl IngestHandler {
         Ok(decoded.point_count)
     }
 
+    /// Keeps one durability wait running in the background for a stream
+    /// and waits for it when the stream runs too far ahead of it.
+    async fn pace_commits(
+        &self,
+        pending: &mut Option<PendingCommit>,
+        ticket: CommitTicket,
+    ) -> Result<(), Status> {
+        if let Some(commit) = pending.as_mut() {
+            commit.messages_since += 1;
+            let due = commit.messages_since >= MAX_MESSAGES_AHEAD_OF_COMMIT;
+            if !due && !commit.wait.is_finished() {
+                return Ok(());
+            }
+            let commit = pending.take().expect("checked above");
+            commit
+                .wait
+                .await
+                .map_err(|e| Status::from(IngestError::WaitLost(e.to_string())))?
+                .map_err(Status::from)?;
+        }
+        if ticket != CommitTicket::NONE {
+            let pipeline = self.pipeline.clone();
+            *pending = Some(PendingCommit {
+                wait: tokio::spawn(async move { pipeline.wait_durable(ticket).await }),
+                messages_since: 0,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits until everything the request applied is durable, then
     /// returns `result`: a response, or the error that ended the stream.
     /// A failed wait replaces both, since the points are not durable.
@@ -145,11 +188,13 @@ impl IngestService for IngestHandler {
         let mut messages = 0u64;
 
         let mut shutdown = self.shutdown.clone();
+        let mut pending_commit: Option<PendingCommit> = None;
 
         // Each message is applied before the next one is read, so the
-        // stream's messages are applied in order. Their WAL commits are
-        // awaited once, at the end. If the client cancels, `message()`
-        // fails and what was applied stays applied.
+        // stream's messages are applied in order. Their WAL commits run
+        // behind (see `pace_commits`), and the response waits for the
+        // last one. If the client cancels, `message()` fails and what was
+        // applied stays applied.
         loop {
             let received = tokio::select! {
                 received = stream.message() => Some(received),
@@ -170,7 +215,14 @@ impl IngestService for IngestHandler {
                     return self.finish(&tally, Err(status)).await;
                 }
             };
-            let count = match self.apply_message(&message, next_index, &mut tally).await {
+            let applied = match self.apply_message(&message, next_index, &mut tally).await {
+                Ok(count) => self
+                    .pace_commits(&mut pending_commit, tally.ticket)
+                    .await
+                    .map(|()| count),
+                Err(status) => Err(status),
+            };
+            let count = match applied {
                 Ok(count) => count,
                 Err(status) => {
                     let status = stream_error(status, &tally, next_index);
