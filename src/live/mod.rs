@@ -24,9 +24,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 pub use queue::SubscriberQueue;
-use window::{
-    AddOutcome, WindowResult, WindowSpec, WindowState, WindowTable, finish_all, group_pairs,
-};
+use window::{WindowResult, WindowSpec, WindowState, WindowTable, finish_all, group_pairs};
 
 use crate::aggregate::Accumulator;
 use crate::clock::now_ns;
@@ -394,7 +392,6 @@ impl BatchObserver for LiveHub {
         if registry.by_metric.is_empty() {
             return;
         }
-        let now = now_ns();
         for (entry_index, entry) in batch.series.iter().enumerate() {
             let Some(aggregations) = registry.by_metric.get(&entry.metric) else {
                 continue;
@@ -411,18 +408,20 @@ impl BatchObserver for LiveHub {
                     continue;
                 }
                 let group = group_key(&entry.tags, &spec.group_by);
+                let points = entry
+                    .times_ns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &time_ns)| (time_ns, entry.values.get(i)))
+                    .filter(|&(time_ns, value)| spec.filters.matches_point(time_ns, value));
                 let mut state = aggregation.state.lock();
-                for (i, &time_ns) in entry.times_ns.iter().enumerate() {
-                    let value = entry.values.get(i);
-                    if !spec.filters.matches_point(time_ns, value) {
-                        continue;
-                    }
-                    match state.table.add(spec, &group, series, time_ns, value, now) {
-                        AddOutcome::Added => {}
-                        AddOutcome::Late => state.late_points += 1,
-                        AddOutcome::Dropped => state.dropped_points += 1,
-                    }
-                }
+                // Read under the lock: a window the clock closed before
+                // this thread got the lock is closed at this time too, so
+                // its points count as late and never reopen it.
+                let now = now_ns();
+                let outcome = state.table.add_run(spec, &group, series, points, now);
+                state.late_points += outcome.late;
+                state.dropped_points += outcome.dropped;
             }
         }
     }

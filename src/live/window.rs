@@ -114,6 +114,15 @@ pub struct WindowTable {
 /// Points that would open more are counted as dropped, not aggregated.
 pub const MAX_OPEN_WINDOWS: usize = 100_000;
 
+/// Points of one [`WindowTable::add_run`] call that were not aggregated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Points with at least one window already closed.
+    pub late: u64,
+    /// Points skipped because the table was full, and not late.
+    pub dropped: u64,
+}
+
 /// Outcome of adding one point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
@@ -143,22 +152,71 @@ impl WindowTable {
                 outcome = AddOutcome::Late;
                 return;
             }
-            let key = (start_ns, group.clone());
-            if !self.windows.contains_key(&key) && self.windows.len() >= MAX_OPEN_WINDOWS {
+            let Some(window) = open_window(&mut self.windows, spec, start_ns, group) else {
                 if outcome == AddOutcome::Added {
                     outcome = AddOutcome::Dropped;
                 }
                 return;
-            }
-            let window = self.windows.entry(key).or_insert_with(|| OpenWindow {
-                accumulator: Accumulator::new(&spec.functions, Some(LIVE_EXACT_VALUE_CAP)),
-                updates_sent: 0,
-                dirty: false,
-                last_update_ns: i64::MIN,
-            });
+            };
             window.accumulator.push(series, time_ns, value);
             window.dirty = true;
         });
+        outcome
+    }
+
+    /// Adds the points of one series (a run) to their open windows, with
+    /// the same outcome per point as [`WindowTable::add`].
+    pub fn add_run<'v>(
+        &mut self,
+        spec: &WindowSpec,
+        group: &GroupKey,
+        series: SeriesId,
+        points: impl Iterator<Item = (TimestampNs, ValueRef<'v>)>,
+        now_ns: TimestampNs,
+    ) -> RunOutcome {
+        let mut outcome = RunOutcome::default();
+        if spec.slide_ns != spec.window_ns {
+            for (time_ns, value) in points {
+                match self.add(spec, group, series, time_ns, value, now_ns) {
+                    AddOutcome::Added => {}
+                    AddOutcome::Late => outcome.late += 1,
+                    AddOutcome::Dropped => outcome.dropped += 1,
+                }
+            }
+            return outcome;
+        }
+
+        // Tumbling windows: a point belongs to one window, and the points
+        // of a run mostly share it, so the window found for one point
+        // serves the next ones without a search or a key clone.
+        let mut current: Option<(TimestampNs, &mut OpenWindow)> = None;
+        for (time_ns, value) in points {
+            // The same start as `for_each_window`, which finds no window
+            // for times whose window would start before i64::MIN.
+            let Some(start_ns) = time_ns.checked_sub(time_ns.rem_euclid(spec.slide_ns)) else {
+                continue;
+            };
+            if let Some((current_start, window)) = current.as_mut()
+                && *current_start == start_ns
+            {
+                window.accumulator.push(series, time_ns, value);
+                window.dirty = true;
+                continue;
+            }
+            current = None;
+            if spec.is_closed(start_ns, now_ns) {
+                outcome.late += 1;
+                continue;
+            }
+            match open_window(&mut self.windows, spec, start_ns, group) {
+                Some(window) => {
+                    window.accumulator.push(series, time_ns, value);
+                    window.dirty = true;
+                    current = Some((start_ns, window));
+                }
+                None => outcome.dropped += 1,
+            }
+        }
         outcome
     }
 
@@ -178,6 +236,26 @@ impl WindowTable {
         }
         closed
     }
+}
+
+/// Finds the open window of `(start_ns, group)` with one search, creating
+/// it unless the table already holds [`MAX_OPEN_WINDOWS`] windows.
+fn open_window<'t>(
+    windows: &'t mut BTreeMap<(TimestampNs, GroupKey), OpenWindow>,
+    spec: &WindowSpec,
+    start_ns: TimestampNs,
+    group: &GroupKey,
+) -> Option<&'t mut OpenWindow> {
+    let key = (start_ns, group.clone());
+    if windows.len() >= MAX_OPEN_WINDOWS {
+        return windows.get_mut(&key);
+    }
+    Some(windows.entry(key).or_insert_with(|| OpenWindow {
+        accumulator: Accumulator::new(&spec.functions, Some(LIVE_EXACT_VALUE_CAP)),
+        updates_sent: 0,
+        dirty: false,
+        last_update_ns: i64::MIN,
+    }))
 }
 
 /// Builds the group map of a group key.
@@ -283,5 +361,63 @@ mod tests {
         let outcome = table.add(&s, &vec![], SeriesId(1), 15, ValueRef::F64(1.0), 10);
         assert_eq!(outcome, AddOutcome::Added);
         assert_eq!(table.windows.len(), 1);
+    }
+
+    fn points(times: &[i64]) -> impl Iterator<Item = (i64, ValueRef<'static>)> + '_ {
+        times.iter().map(|&t| (t, ValueRef::F64(1.0)))
+    }
+
+    fn counts(table: &WindowTable) -> Vec<(i64, u64)> {
+        table
+            .windows
+            .iter()
+            .map(|((start, _), window)| (*start, window.accumulator.count()))
+            .collect()
+    }
+
+    #[test]
+    fn add_run_matches_add_per_point() {
+        // Late points, window changes and a return to an earlier window.
+        let times = [3, 5, 12, 14, 27, 13, 8, 21, i64::MIN];
+        for s in [spec(10, 10, 0), spec(10, 5, 0)] {
+            let mut by_point = WindowTable::default();
+            let mut expected = RunOutcome::default();
+            for &t in &times {
+                match by_point.add(&s, &vec![], SeriesId(1), t, ValueRef::F64(1.0), 10) {
+                    AddOutcome::Added => {}
+                    AddOutcome::Late => expected.late += 1,
+                    AddOutcome::Dropped => expected.dropped += 1,
+                }
+            }
+            let mut by_run = WindowTable::default();
+            let outcome = by_run.add_run(&s, &vec![], SeriesId(1), points(&times), 10);
+            assert_eq!(outcome, expected);
+            assert_eq!(counts(&by_run), counts(&by_point));
+        }
+    }
+
+    #[test]
+    fn add_run_counts_late_points() {
+        let s = spec(10, 10, 0);
+        let mut table = WindowTable::default();
+        let outcome = table.add_run(&s, &vec![], SeriesId(1), points(&[1, 2, 15, 3]), 10);
+        assert_eq!(outcome.late, 3);
+        assert_eq!(counts(&table), vec![(10, 1)]);
+    }
+
+    #[test]
+    fn add_run_drops_points_of_new_windows_when_full() {
+        let s = spec(10, 10, 0);
+        let mut table = WindowTable::default();
+        let far: Vec<i64> = (0..MAX_OPEN_WINDOWS as i64).map(|i| 100 + i * 10).collect();
+        table.add_run(&s, &vec![], SeriesId(1), points(&far), 0);
+        assert_eq!(table.windows.len(), MAX_OPEN_WINDOWS);
+
+        // One point for an open window, two for a new one.
+        let outcome = table.add_run(&s, &vec![], SeriesId(1), points(&[105, 55, 56]), 0);
+        assert_eq!(outcome.dropped, 2);
+        assert_eq!(outcome.late, 0);
+        assert_eq!(table.windows.len(), MAX_OPEN_WINDOWS);
+        assert_eq!(table.windows[&(100, vec![])].accumulator.count(), 2);
     }
 }
