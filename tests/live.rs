@@ -1,5 +1,6 @@
 //! Live windows over real gRPC streams: FINAL windows for streamed
-//! points, late points, backfill, partial updates and slow subscribers.
+//! points, late points, backfill, partial updates, slow subscribers and
+//! the clock's wakeup at a window close.
 
 mod common;
 
@@ -432,4 +433,43 @@ async fn hopping_windows_with_filter() {
         .map(|w| (w.start_unix_nano - base, w.count))
         .collect();
     assert_eq!(starts, vec![(0, 1), (500_000_000, 1)]);
+}
+
+#[tokio::test]
+async fn window_closes_without_clock_tick() {
+    // Neither the ON_UPDATE poll nor a heartbeat wakes the clock within
+    // the test, so only the window close itself can send the FINAL.
+    let config = ServerConfig {
+        live: LiveConfig {
+            update_check_interval: Duration::from_secs(3600),
+            heartbeat_interval: Duration::from_secs(3600),
+            ..LiveConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(config).await;
+    // The clock started with no aggregation; subscribing must wake it.
+    let mut updates = subscribe(
+        &server,
+        window_request(
+            "prompt",
+            Duration::from_secs(1),
+            vec![spec(pb::Aggregation::Count)],
+        ),
+    )
+    .await;
+
+    let first = next_second_ns();
+    write(&server, vec![double_point("prompt", first + 1, 1.0, &[])]).await;
+
+    let (windows, others) = collect_windows(
+        &mut updates,
+        pb::WindowState::Final,
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(windows[0].start_unix_nano, first);
+    assert_eq!(windows[0].count, 1);
+    assert!(others.is_empty(), "unexpected updates: {others:?}");
 }

@@ -9,8 +9,11 @@
 //! and for backfill, never for live windows.
 //!
 //! Subscribers whose requests are equal share one [`SharedAggregation`].
-//! A clock thread wakes every `tick` to close windows (FINAL), send
-//! PARTIAL and REVISION updates in ON_UPDATE mode, and send heartbeats.
+//! A clock thread closes windows (FINAL), sends PARTIAL and REVISION
+//! updates in ON_UPDATE mode, and sends heartbeats. It sleeps until the
+//! next moment a window can close or a heartbeat can fall due, and a new
+//! aggregation wakes it early. Every update of one tick goes to a
+//! subscriber's queue in one push.
 
 mod queue;
 pub mod window;
@@ -19,9 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use queue::SubscriberQueue;
 use window::{WindowResult, WindowSpec, WindowState, WindowTable, finish_all, group_pairs};
@@ -48,8 +51,11 @@ pub enum LiveUpdate {
 /// Settings of the live hub.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
-    /// How often the clock thread closes windows and sends updates.
-    pub tick: Duration,
+    /// Longest the clock thread sleeps while an ON_UPDATE aggregation
+    /// exists, so PARTIAL and REVISION updates go out at most this late.
+    /// Windows close and heartbeats go out at their own deadlines,
+    /// whatever this is.
+    pub update_check_interval: Duration,
     /// A heartbeat goes out when nothing else was sent for this long.
     pub heartbeat_interval: Duration,
     /// Capacity of each subscriber's queue; when it is full, the oldest update is dropped.
@@ -59,7 +65,7 @@ pub struct LiveConfig {
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
-            tick: Duration::from_millis(5),
+            update_check_interval: Duration::from_millis(5),
             heartbeat_interval: Duration::from_secs(5),
             subscriber_queue_capacity: 1024,
         }
@@ -87,17 +93,43 @@ pub struct SharedAggregation {
 }
 
 impl SharedAggregation {
-    fn broadcast(state: &mut AggregationState, update: LiveUpdate, now_ns: TimestampNs) {
+    /// Pushes all `updates` to every subscriber, one push per queue.
+    fn broadcast(state: &mut AggregationState, updates: &[LiveUpdate], now_ns: TimestampNs) {
+        if updates.is_empty() {
+            return;
+        }
         for subscriber in &state.subscribers {
-            subscriber.push(update.clone());
+            subscriber.push_all(updates);
         }
         state.last_sent_ns = now_ns;
     }
 
-    /// Closes due windows, sends updates and heartbeats.
-    fn tick(&self, now_ns: TimestampNs, heartbeat_interval_ns: i64) {
+    /// Closes due windows, sends updates and heartbeats, and returns the
+    /// next server time at which this aggregation needs a tick.
+    fn tick(
+        &self,
+        now_ns: TimestampNs,
+        heartbeat_interval_ns: i64,
+        update_check_ns: i64,
+    ) -> TimestampNs {
         let mut state = self.state.lock();
         self.tick_locked(&mut state, now_ns, heartbeat_interval_ns);
+
+        let spec = &self.spec;
+        let mut next = spec.next_close_after(now_ns).min(
+            state
+                .last_heartbeat_ns
+                .saturating_add(heartbeat_interval_ns),
+        );
+        // A quiet aggregation sends a heartbeat once nothing was sent for
+        // the interval; late points make one due after the last heartbeat.
+        next = next.min(state.last_sent_ns.saturating_add(heartbeat_interval_ns));
+        if let window::EmitMode::OnUpdate { .. } = spec.emit {
+            // NOTE: a window becomes dirty on ingest without waking the
+            // clock, so ON_UPDATE aggregations are polled instead.
+            next = next.min(now_ns.saturating_add(update_check_ns));
+        }
+        next
     }
 
     fn tick_locked(
@@ -107,6 +139,7 @@ impl SharedAggregation {
         heartbeat_interval_ns: i64,
     ) {
         let spec = &self.spec;
+        let mut updates = Vec::new();
 
         for ((start_ns, key), mut window) in state.table.take_closed(spec, now_ns) {
             let result = WindowResult {
@@ -118,11 +151,10 @@ impl SharedAggregation {
                 state: WindowState::Final,
                 revision: window.updates_sent,
             };
-            Self::broadcast(state, LiveUpdate::Window(Arc::new(result)), now_ns);
+            updates.push(LiveUpdate::Window(Arc::new(result)));
         }
 
         if let window::EmitMode::OnUpdate { update_interval_ns } = spec.emit {
-            let mut updates = Vec::new();
             for ((start_ns, key), window) in state.table.windows.iter_mut() {
                 if !window.dirty
                     || now_ns.saturating_sub(window.last_update_ns) < update_interval_ns
@@ -149,22 +181,23 @@ impl SharedAggregation {
                 window.updates_sent += 1;
                 window.dirty = false;
                 window.last_update_ns = now_ns;
-                updates.push(result);
-            }
-            for result in updates {
-                Self::broadcast(state, LiveUpdate::Window(Arc::new(result)), now_ns);
+                updates.push(LiveUpdate::Window(Arc::new(result)));
             }
         }
 
-        let quiet = now_ns.saturating_sub(state.last_sent_ns) >= heartbeat_interval_ns;
+        let last_sent_ns = if updates.is_empty() {
+            state.last_sent_ns
+        } else {
+            now_ns
+        };
+        let quiet = now_ns.saturating_sub(last_sent_ns) >= heartbeat_interval_ns;
         let late_due = state.late_points > 0
             && now_ns.saturating_sub(state.last_heartbeat_ns) >= heartbeat_interval_ns;
         if quiet || late_due {
-            let heartbeat = LiveUpdate::Heartbeat {
+            updates.push(LiveUpdate::Heartbeat {
                 watermark_ns: now_ns.saturating_sub(spec.allowed_lateness_ns),
                 late_points: std::mem::take(&mut state.late_points),
-            };
-            Self::broadcast(state, heartbeat, now_ns);
+            });
             state.last_heartbeat_ns = now_ns;
             if state.dropped_points > 0 {
                 tracing::warn!(
@@ -176,6 +209,7 @@ impl SharedAggregation {
                 state.dropped_points = 0;
             }
         }
+        Self::broadcast(state, &updates, now_ns);
     }
 }
 
@@ -206,6 +240,11 @@ struct HubInner {
     /// aggregation. Ingest threads take it for reading per batch.
     registry: RwLock<Registry>,
     stopping: AtomicBool,
+    /// Guards the flag that tells the clock thread to recompute its
+    /// deadline: set when an aggregation is created or the hub stops.
+    clock_signal: Mutex<bool>,
+    /// Wakes the clock thread from its sleep; paired with `clock_signal`.
+    clock_wakeup: Condvar,
 }
 
 #[derive(Default)]
@@ -215,6 +254,11 @@ struct Registry {
 }
 
 impl HubInner {
+    fn wake_clock(&self) {
+        *self.clock_signal.lock() = true;
+        self.clock_wakeup.notify_one();
+    }
+
     fn unsubscribe(&self, aggregation: &Arc<SharedAggregation>, queue: &Arc<SubscriberQueue>) {
         let mut registry = self.registry.write();
         let mut state = aggregation.state.lock();
@@ -252,6 +296,8 @@ impl LiveHub {
             config,
             registry: RwLock::new(Registry::default()),
             stopping: AtomicBool::new(false),
+            clock_signal: Mutex::new(false),
+            clock_wakeup: Condvar::new(),
         });
         let clock_inner = inner.clone();
         let thread = std::thread::Builder::new()
@@ -360,6 +406,10 @@ impl LiveHub {
             .entry(aggregation.spec.metric.clone())
             .or_default()
             .push(aggregation.clone());
+        drop(registry);
+        // The clock may be asleep until a later deadline than this
+        // aggregation's first window close.
+        self.inner.wake_clock();
         tracing::debug!(metric = %aggregation.spec.metric, "created live aggregation");
         Ok(aggregation)
     }
@@ -372,6 +422,7 @@ impl LiveHub {
     /// Stops the clock thread and ends every subscriber's stream.
     pub fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::Relaxed);
+        self.inner.wake_clock();
         if let Some(thread) = self.clock_thread.lock().take()
             && thread.join().is_err()
         {
@@ -498,17 +549,34 @@ fn backfill(
     Ok(finish_all(spec, accumulators, WindowState::Final))
 }
 
+/// Shortest sleep of the clock thread, so that windows with a slide of
+/// a few nanoseconds do not keep it spinning.
+const MIN_CLOCK_SLEEP_NS: i64 = 100_000;
+
 fn run_clock(inner: Arc<HubInner>) {
     let heartbeat_ns =
         i64::try_from(inner.config.heartbeat_interval.as_nanos()).unwrap_or(i64::MAX);
+    let update_check_ns =
+        i64::try_from(inner.config.update_check_interval.as_nanos()).unwrap_or(i64::MAX);
     while !inner.stopping.load(Ordering::Relaxed) {
-        std::thread::sleep(inner.config.tick);
         let aggregations: Vec<Arc<SharedAggregation>> =
             inner.registry.read().by_key.values().cloned().collect();
         let now = now_ns();
+        // With no aggregation the clock sleeps until one is created.
+        let mut next = now.saturating_add(heartbeat_ns);
         for aggregation in aggregations {
-            aggregation.tick(now, heartbeat_ns);
+            next = next.min(aggregation.tick(now, heartbeat_ns, update_check_ns));
         }
+
+        // The deadline is server (wall clock) time; the sleep is measured
+        // on the monotonic clock from the time left.
+        let sleep_ns = next.saturating_sub(now_ns()).max(MIN_CLOCK_SLEEP_NS);
+        let deadline = Instant::now() + Duration::from_nanos(sleep_ns.unsigned_abs());
+        let mut signal = inner.clock_signal.lock();
+        if !*signal {
+            inner.clock_wakeup.wait_until(&mut signal, deadline);
+        }
+        *signal = false;
     }
 }
 

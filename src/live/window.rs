@@ -66,6 +66,17 @@ impl WindowSpec {
             <= now_ns
     }
 
+    /// Returns the earliest server time after `now_ns` at which a window
+    /// closes (its end plus the allowed lateness), or `i64::MAX` when that
+    /// time cannot be represented. Windows start at multiples of the
+    /// slide, so this holds whether or not the window has points yet.
+    pub fn next_close_after(&self, now_ns: TimestampNs) -> TimestampNs {
+        let offset = i128::from(self.window_ns) + i128::from(self.allowed_lateness_ns);
+        let slide = i128::from(self.slide_ns);
+        let next = ((i128::from(now_ns) - offset).div_euclid(slide) + 1) * slide + offset;
+        i64::try_from(next).unwrap_or(i64::MAX)
+    }
+
     /// Start of the latest window that is closed at `now_ns`.
     pub fn latest_closed_start(&self, now_ns: TimestampNs) -> TimestampNs {
         let bound = now_ns
@@ -361,6 +372,24 @@ mod tests {
         let outcome = table.add(&s, &vec![], SeriesId(1), 15, ValueRef::F64(1.0), 10);
         assert_eq!(outcome, AddOutcome::Added);
         assert_eq!(table.windows.len(), 1);
+    }
+
+    #[test]
+    fn next_close_after_follows_slide_and_lateness() {
+        let tumbling = spec(10, 10, 0);
+        assert_eq!(tumbling.next_close_after(0), 10);
+        assert_eq!(tumbling.next_close_after(9), 10);
+        assert_eq!(tumbling.next_close_after(10), 20);
+        assert_eq!(tumbling.next_close_after(-15), -10);
+
+        let hopping = spec(10, 5, 3);
+        // Windows start at 0, 5, 10, ... and close 13 later.
+        assert_eq!(hopping.next_close_after(12), 13);
+        assert_eq!(hopping.next_close_after(13), 18);
+        assert!(hopping.is_closed(5, 18));
+        assert!(!hopping.is_closed(5, 17));
+
+        assert_eq!(tumbling.next_close_after(i64::MAX - 5), i64::MAX);
     }
 
     fn points(times: &[i64]) -> impl Iterator<Item = (i64, ValueRef<'static>)> + '_ {
