@@ -13,17 +13,20 @@
 //! updates in ON_UPDATE mode, and sends heartbeats. It sleeps until the
 //! next moment a window can close or a heartbeat can fall due, and a new
 //! aggregation wakes it early. Every update of one tick goes to a
-//! subscriber's queue in one push.
+//! subscriber's queue in one push, and each window update is one
+//! [`SharedWindow`], so the gRPC layer can encode it once for all
+//! subscribers.
 
 mod queue;
 pub mod window;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use queue::SubscriberQueue;
@@ -38,7 +41,7 @@ use crate::storage::{Storage, StorageError, WriteOutcome};
 /// One message for a subscriber.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveUpdate {
-    Window(Arc<WindowResult>),
+    Window(Arc<SharedWindow>),
     Heartbeat {
         watermark_ns: TimestampNs,
         late_points: u64,
@@ -48,13 +51,38 @@ pub enum LiveUpdate {
     },
 }
 
+/// A window update, shared by every subscriber queue it is pushed to.
+#[derive(Debug)]
+pub struct SharedWindow {
+    pub result: WindowResult,
+    /// The encoded update, set by the first subscriber stream that sends
+    /// it and reused by the others. The live module never reads it.
+    pub encoded: OnceLock<Bytes>,
+}
+
+impl SharedWindow {
+    pub fn new(result: WindowResult) -> SharedWindow {
+        SharedWindow {
+            result,
+            encoded: OnceLock::new(),
+        }
+    }
+}
+
+/// Compares the window results only, since the encoding is a cache.
+impl PartialEq for SharedWindow {
+    fn eq(&self, other: &SharedWindow) -> bool {
+        self.result == other.result
+    }
+}
+
 /// Settings of the live hub.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
-    /// Longest the clock thread sleeps while an ON_UPDATE aggregation
+    /// Maximum time the clock thread sleeps while an ON_UPDATE aggregation
     /// exists, so PARTIAL and REVISION updates go out at most this late.
     /// Windows close and heartbeats go out at their own deadlines,
-    /// whatever this is.
+    /// independent of this setting.
     pub update_check_interval: Duration,
     /// A heartbeat goes out when nothing else was sent for this long.
     pub heartbeat_interval: Duration,
@@ -151,7 +179,7 @@ impl SharedAggregation {
                 state: WindowState::Final,
                 revision: window.updates_sent,
             };
-            updates.push(LiveUpdate::Window(Arc::new(result)));
+            updates.push(LiveUpdate::Window(Arc::new(SharedWindow::new(result))));
         }
 
         if let window::EmitMode::OnUpdate { update_interval_ns } = spec.emit {
@@ -181,7 +209,7 @@ impl SharedAggregation {
                 window.updates_sent += 1;
                 window.dirty = false;
                 window.last_update_ns = now_ns;
-                updates.push(LiveUpdate::Window(Arc::new(result)));
+                updates.push(LiveUpdate::Window(Arc::new(SharedWindow::new(result))));
             }
         }
 
@@ -240,8 +268,8 @@ struct HubInner {
     /// aggregation. Ingest threads take it for reading per batch.
     registry: RwLock<Registry>,
     stopping: AtomicBool,
-    /// Guards the flag that tells the clock thread to recompute its
-    /// deadline: set when an aggregation is created or the hub stops.
+    /// Guards the flag that makes the clock thread recompute its deadline.
+    /// It is set when an aggregation is created or the hub stops.
     clock_signal: Mutex<bool>,
     /// Wakes the clock thread from its sleep; paired with `clock_signal`.
     clock_wakeup: Condvar,
@@ -345,7 +373,7 @@ impl LiveHub {
                 backfill_windows,
                 now,
             )? {
-                queue.push(LiveUpdate::Window(result));
+                queue.push(LiveUpdate::Window(Arc::new(SharedWindow::new(result))));
             }
         }
         state.subscribers.push(queue.clone());
@@ -521,7 +549,7 @@ fn backfill(
     spec: &WindowSpec,
     count: u32,
     now_ns: TimestampNs,
-) -> Result<Vec<Arc<WindowResult>>, StorageError> {
+) -> Result<Vec<WindowResult>, StorageError> {
     let last_start = spec.latest_closed_start(now_ns);
     let span = spec
         .slide_ns

@@ -1,7 +1,8 @@
 //! Window geometry and the per-window state of one shared aggregation.
+//! `super` (the live hub) owns one [`WindowTable`] per aggregation, feeds
+//! it from the ingest threads and drains closed windows on its clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use crate::aggregate::{Accumulator, AggFn, AggValue};
 use crate::model::filter::FilterSet;
@@ -69,7 +70,7 @@ impl WindowSpec {
     /// Returns the earliest server time after `now_ns` at which a window
     /// closes (its end plus the allowed lateness), or `i64::MAX` when that
     /// time cannot be represented. Windows start at multiples of the
-    /// slide, so this holds whether or not the window has points yet.
+    /// slide, so this is true whether or not the window has points yet.
     pub fn next_close_after(&self, now_ns: TimestampNs) -> TimestampNs {
         let offset = i128::from(self.window_ns) + i128::from(self.allowed_lateness_ns);
         let slide = i128::from(self.slide_ns);
@@ -250,7 +251,7 @@ impl WindowTable {
 }
 
 /// Finds the open window of `(start_ns, group)` with one search, creating
-/// it unless the table already holds [`MAX_OPEN_WINDOWS`] windows.
+/// it unless the table already contains [`MAX_OPEN_WINDOWS`] windows.
 fn open_window<'t>(
     windows: &'t mut BTreeMap<(TimestampNs, GroupKey), OpenWindow>,
     spec: &WindowSpec,
@@ -283,22 +284,20 @@ pub fn finish_all(
     spec: &WindowSpec,
     accumulators: HashMap<(TimestampNs, GroupKey), Accumulator>,
     state: WindowState,
-) -> Vec<Arc<WindowResult>> {
+) -> Vec<WindowResult> {
     let mut ordered: Vec<((TimestampNs, GroupKey), Accumulator)> =
         accumulators.into_iter().collect();
     ordered.sort_by(|a, b| a.0.cmp(&b.0));
     ordered
         .into_iter()
-        .map(|((start_ns, key), mut accumulator)| {
-            Arc::new(WindowResult {
-                start_ns,
-                end_ns: spec.end_of(start_ns),
-                group: group_pairs(&spec.group_by, &key),
-                count: accumulator.count(),
-                values: accumulator.finish(&spec.functions, spec.window_ns),
-                state,
-                revision: 0,
-            })
+        .map(|((start_ns, key), mut accumulator)| WindowResult {
+            start_ns,
+            end_ns: spec.end_of(start_ns),
+            group: group_pairs(&spec.group_by, &key),
+            count: accumulator.count(),
+            values: accumulator.finish(&spec.functions, spec.window_ns),
+            state,
+            revision: 0,
         })
         .collect()
 }
@@ -435,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn add_run_drops_points_of_new_windows_when_full() {
+    fn add_run_drops_when_table_full() {
         let s = spec(10, 10, 0);
         let mut table = WindowTable::default();
         let far: Vec<i64> = (0..MAX_OPEN_WINDOWS as i64).map(|i| 100 + i * 10).collect();
