@@ -21,13 +21,13 @@ use tonic::transport::server::TcpIncoming;
 use crate::grpc::admin::AdminHandler;
 use crate::grpc::ingest::IngestHandler;
 use crate::grpc::live::LiveHandler;
+use crate::grpc::live_server::LiveServer;
 use crate::grpc::query::QueryHandler;
 use crate::ingest::{IngestConfig, IngestPipeline};
 use crate::live::{LiveConfig, LiveHub};
 use crate::model::limits::Limits;
 use crate::proto::raw_ingest::ingest_service_server::IngestServiceServer;
 use crate::proto::v1::admin_service_server::AdminServiceServer;
-use crate::proto::v1::live_service_server::LiveServiceServer;
 use crate::proto::v1::query_service_server::QueryServiceServer;
 use crate::query::QueryEngine;
 use crate::retention::spawn_retention_task;
@@ -159,7 +159,7 @@ async fn serve(
     .max_decoding_message_size(max_message);
     let query =
         QueryServiceServer::new(QueryHandler::new(engine)).max_decoding_message_size(max_message);
-    let live = LiveServiceServer::new(LiveHandler::new(hub.clone(), limits.clone()))
+    let live = LiveServer::new(LiveHandler::new(hub.clone(), limits.clone()))
         .max_decoding_message_size(max_message);
     let admin = AdminServiceServer::new(AdminHandler::new(storage.clone(), limits.clone()))
         .max_decoding_message_size(max_message);
@@ -171,9 +171,7 @@ async fn serve(
     health_reporter
         .set_serving::<QueryServiceServer<QueryHandler>>()
         .await;
-    health_reporter
-        .set_serving::<LiveServiceServer<LiveHandler>>()
-        .await;
+    health_reporter.set_serving::<LiveServer>().await;
     health_reporter
         .set_serving::<AdminServiceServer<AdminHandler>>()
         .await;

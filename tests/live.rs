@@ -1,11 +1,14 @@
 //! Live windows over real gRPC streams: FINAL windows for streamed
-//! points, late points, backfill, partial updates and slow subscribers.
+//! points, late points, backfill, partial updates, slow subscribers, the
+//! clock's wakeup at a window close and the wire format of the shared
+//! window encoding.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
+use prost::Message;
 use tidemark::clock::now_ns;
 use tidemark::live::LiveConfig;
 use tidemark::proto::v1 as pb;
@@ -432,4 +435,143 @@ async fn hopping_windows_with_filter() {
         .map(|w| (w.start_unix_nano - base, w.count))
         .collect();
     assert_eq!(starts, vec![(0, 1), (500_000_000, 1)]);
+}
+
+#[tokio::test]
+async fn window_closes_without_clock_tick() {
+    // Neither the ON_UPDATE poll nor a heartbeat wakes the clock within
+    // the test, so only the window close itself can send the FINAL.
+    let config = ServerConfig {
+        live: LiveConfig {
+            update_check_interval: Duration::from_secs(3600),
+            heartbeat_interval: Duration::from_secs(3600),
+            ..LiveConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(config).await;
+    // The clock started with no aggregation; subscribing must wake it.
+    let mut updates = subscribe(
+        &server,
+        window_request(
+            "prompt",
+            Duration::from_secs(1),
+            vec![spec(pb::Aggregation::Count)],
+        ),
+    )
+    .await;
+
+    let first = next_second_ns();
+    write(&server, vec![double_point("prompt", first + 1, 1.0, &[])]).await;
+
+    let (windows, others) = collect_windows(
+        &mut updates,
+        pb::WindowState::Final,
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(windows[0].start_unix_nano, first);
+    assert_eq!(windows[0].count, 1);
+    assert!(others.is_empty(), "unexpected updates: {others:?}");
+}
+
+/// Splits gRPC length-prefixed messages off the front of `buffer`.
+fn take_grpc_messages(buffer: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    while buffer.len() >= 5 {
+        assert_eq!(buffer[0], 0, "compressed message");
+        let length = u32::from_be_bytes(buffer[1..5].try_into().unwrap()) as usize;
+        if buffer.len() < 5 + length {
+            break;
+        }
+        messages.push(buffer[5..5 + length].to_vec());
+        buffer.drain(..5 + length);
+    }
+    messages
+}
+
+#[tokio::test]
+async fn shared_window_bytes_match_tonic_client() {
+    let server = TestServer::start().await;
+    let request = pb::SubscribeWindowsRequest {
+        group_by: vec!["host".into()],
+        ..window_request(
+            "wire",
+            Duration::from_secs(1),
+            vec![spec(pb::Aggregation::Count), spec(pb::Aggregation::Mean)],
+        )
+    };
+    // Two subscribers of the same request share one aggregation, so both
+    // receive the same encoded update: one reads it with tonic, the other
+    // takes the raw message bytes off HTTP/2.
+    let mut decoded_updates = subscribe(&server, request.clone()).await;
+    let (response, mut body) =
+        raw_grpc_call(&server, "/tidemark.v1.LiveService/SubscribeWindows").await;
+    let encoded = request.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    body.send_data(frame.into(), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut raw_updates = response.into_body();
+
+    let first = next_second_ns();
+    write(
+        &server,
+        vec![
+            double_point("wire", first + 1, 1.5, &[("host", "a")]),
+            double_point("wire", first + 2, 4.0, &[("host", "b")]),
+            double_point("wire", first + 3, 2.5, &[("host", "a")]),
+        ],
+    )
+    .await;
+
+    let (windows, _) = collect_windows(
+        &mut decoded_updates,
+        pb::WindowState::Final,
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
+
+    let mut raw_windows = Vec::new();
+    let mut buffer = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while raw_windows.len() < 2 {
+        let chunk = tokio::time::timeout_at(deadline, raw_updates.data())
+            .await
+            .expect("timed out waiting for raw updates")
+            .expect("raw stream ended early")
+            .expect("raw stream failed");
+        let _ = raw_updates.flow_control().release_capacity(chunk.len());
+        buffer.extend_from_slice(&chunk);
+        for message in take_grpc_messages(&mut buffer) {
+            let update = pb::WindowUpdate::decode(message.as_slice()).unwrap();
+            if let Some(pb::window_update::Kind::Window(_)) = update.kind {
+                raw_windows.push(message);
+            }
+        }
+    }
+
+    for (window, raw) in windows.into_iter().zip(raw_windows) {
+        let expected = pb::WindowUpdate {
+            kind: Some(pb::window_update::Kind::Window(window)),
+        };
+        assert_eq!(raw, expected.encode_to_vec());
+    }
+}
+
+#[tokio::test]
+async fn unknown_live_method_is_unimplemented() {
+    let server = TestServer::start().await;
+    let (response, mut body) = raw_grpc_call(&server, "/tidemark.v1.LiveService/Nope").await;
+    body.send_data(vec![0, 0, 0, 0, 0].into(), true).unwrap();
+    let response = response.await.unwrap();
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .expect("no grpc-status header");
+    assert_eq!(status, "12");
 }

@@ -1,9 +1,16 @@
 //! `LiveService`: validates a window subscription and streams the
-//! subscriber's queue to the client.
+//! subscriber's queue to the client as encoded `WindowUpdate` messages.
+//!
+//! Neighbours: `super::live_server` routes the gRPC call here and writes
+//! the encoded messages to the wire, and `crate::live` computes the
+//! updates.
+//! A window update is shared by every subscriber of one aggregation, and
+//! the first stream that sends it encodes it for all of them.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::Stream;
 use prost::Message;
 use tonic::{Request, Response, Status};
@@ -15,7 +22,6 @@ use crate::live::window::{EmitMode, WindowSpec, WindowState};
 use crate::live::{LiveHub, LiveUpdate, MAX_BACKFILL_WINDOWS};
 use crate::model::limits::Limits;
 use crate::proto::v1 as pb;
-use crate::proto::v1::live_service_server::LiveService;
 
 /// Most windows one point may belong to (window / slide).
 const MAX_WINDOWS_PER_POINT: i64 = 1_000;
@@ -113,16 +119,21 @@ fn window_spec(
     })
 }
 
-fn update_to_proto(update: LiveUpdate) -> pb::WindowUpdate {
+fn update_to_proto(update: &LiveUpdate) -> pb::WindowUpdate {
     let kind = match update {
-        LiveUpdate::Window(window) => {
-            let window = Arc::unwrap_or_clone(window);
+        LiveUpdate::Window(shared) => {
+            let window = &shared.result;
             pb::window_update::Kind::Window(pb::Window {
                 start_unix_nano: window.start_ns,
                 end_unix_nano: window.end_ns,
-                group: window.group.into_iter().collect(),
+                group: window.group.iter().cloned().collect(),
                 count: window.count,
-                values: window.values.into_iter().map(agg_value_to_proto).collect(),
+                values: window
+                    .values
+                    .iter()
+                    .cloned()
+                    .map(agg_value_to_proto)
+                    .collect(),
                 state: match window.state {
                     WindowState::Partial => pb::WindowState::Partial,
                     WindowState::Final => pb::WindowState::Final,
@@ -135,26 +146,41 @@ fn update_to_proto(update: LiveUpdate) -> pb::WindowUpdate {
             watermark_ns,
             late_points,
         } => pb::window_update::Kind::Heartbeat(pb::Heartbeat {
-            watermark_unix_nano: watermark_ns,
-            late_points,
+            watermark_unix_nano: *watermark_ns,
+            late_points: *late_points,
         }),
         LiveUpdate::Gap { dropped } => pb::window_update::Kind::Gap(pb::Gap {
-            windows_dropped: dropped,
+            windows_dropped: *dropped,
         }),
     };
     pb::WindowUpdate { kind: Some(kind) }
 }
 
-type UpdateStream = Pin<Box<dyn Stream<Item = Result<pb::WindowUpdate, Status>> + Send>>;
+/// Encodes an update as a protobuf `WindowUpdate`. A window update is
+/// encoded once, and every subscriber it goes to sends the same bytes.
+/// Heartbeats and gaps are rare, so each subscriber encodes its own.
+fn encode_update(update: &LiveUpdate) -> Bytes {
+    match update {
+        LiveUpdate::Window(shared) => shared
+            .encoded
+            .get_or_init(|| Bytes::from(update_to_proto(update).encode_to_vec()))
+            .clone(),
+        LiveUpdate::Heartbeat { .. } | LiveUpdate::Gap { .. } => {
+            Bytes::from(update_to_proto(update).encode_to_vec())
+        }
+    }
+}
 
-#[tonic::async_trait]
-impl LiveService for LiveHandler {
-    type SubscribeWindowsStream = UpdateStream;
+/// Encoded `WindowUpdate` messages of one subscriber.
+pub type EncodedUpdateStream = Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>;
 
-    async fn subscribe_windows(
+impl LiveHandler {
+    /// Handles `SubscribeWindows`: validates the request, subscribes and
+    /// returns the subscriber's stream of encoded updates.
+    pub async fn subscribe_windows(
         &self,
         request: Request<pb::SubscribeWindowsRequest>,
-    ) -> Result<Response<UpdateStream>, Status> {
+    ) -> Result<Response<EncodedUpdateStream>, Status> {
         let request = request.into_inner();
         let spec = window_spec(&request, &self.limits)?;
 
@@ -175,8 +201,55 @@ impl LiveService for LiveHandler {
         // away, tonic drops the stream and the subscription unsubscribes.
         let stream = futures::stream::unfold(subscription, |subscription| async move {
             let update = subscription.next().await?;
-            Some((Ok(update_to_proto(update)), subscription))
+            Some((Ok(encode_update(&update)), subscription))
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::AggValue;
+    use crate::live::SharedWindow;
+    use crate::live::window::WindowResult;
+
+    fn final_window() -> LiveUpdate {
+        LiveUpdate::Window(Arc::new(SharedWindow::new(WindowResult {
+            start_ns: 1_000,
+            end_ns: 2_000,
+            group: vec![("host".into(), "a".into())],
+            count: 3,
+            values: vec![AggValue::Number(1.5)],
+            state: WindowState::Final,
+            revision: 0,
+        })))
+    }
+
+    #[test]
+    fn window_update_encoded_once_and_shared() {
+        let update = final_window();
+        let first = encode_update(&update);
+        let second = encode_update(&update.clone());
+        assert_eq!(first, update_to_proto(&update).encode_to_vec());
+        // Both subscribers send the same buffer, not an equal copy.
+        assert_eq!(first.as_ptr(), second.as_ptr());
+        let decoded = pb::WindowUpdate::decode(first).unwrap();
+        assert_eq!(decoded, update_to_proto(&update));
+    }
+
+    #[test]
+    fn heartbeat_and_gap_encode_as_window_update() {
+        for update in [
+            LiveUpdate::Heartbeat {
+                watermark_ns: 5,
+                late_points: 2,
+            },
+            LiveUpdate::Gap { dropped: 7 },
+        ] {
+            let bytes = encode_update(&update);
+            let decoded = pb::WindowUpdate::decode(bytes).unwrap();
+            assert_eq!(decoded, update_to_proto(&update));
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod convert;
 pub mod ingest;
 pub mod live;
+pub mod live_server;
 pub mod points;
 pub mod query;
 pub mod status;

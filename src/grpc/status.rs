@@ -125,3 +125,11 @@ impl From<MalformedMessage> for Status {
         ApiError::from(error).into()
     }
 }
+
+/// Builds the UNIMPLEMENTED status for a call to a method that a
+/// hand-written service does not have, as the generated services return.
+pub fn unknown_method(path: &str) -> Status {
+    Status::unimplemented(truncate_message(format!(
+        "method {path} is not implemented by this server"
+    )))
+}

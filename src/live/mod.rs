@@ -9,24 +9,28 @@
 //! and for backfill, never for live windows.
 //!
 //! Subscribers whose requests are equal share one [`SharedAggregation`].
-//! A clock thread wakes every `tick` to close windows (FINAL), send
-//! PARTIAL and REVISION updates in ON_UPDATE mode, and send heartbeats.
+//! A clock thread closes windows (FINAL), sends PARTIAL and REVISION
+//! updates in ON_UPDATE mode, and sends heartbeats. It sleeps until the
+//! next moment a window can close or a heartbeat can fall due, and a new
+//! aggregation wakes it early. Every update of one tick goes to a
+//! subscriber's queue in one push, and each window update is one
+//! [`SharedWindow`], so the gRPC layer can encode it once for all
+//! subscribers.
 
 mod queue;
 pub mod window;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use queue::SubscriberQueue;
-use window::{
-    AddOutcome, WindowResult, WindowSpec, WindowState, WindowTable, finish_all, group_pairs,
-};
+use window::{WindowResult, WindowSpec, WindowState, WindowTable, finish_all, group_pairs};
 
 use crate::aggregate::Accumulator;
 use crate::clock::now_ns;
@@ -37,7 +41,7 @@ use crate::storage::{Storage, StorageError, WriteOutcome};
 /// One message for a subscriber.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveUpdate {
-    Window(Arc<WindowResult>),
+    Window(Arc<SharedWindow>),
     Heartbeat {
         watermark_ns: TimestampNs,
         late_points: u64,
@@ -47,11 +51,39 @@ pub enum LiveUpdate {
     },
 }
 
+/// A window update, shared by every subscriber queue it is pushed to.
+#[derive(Debug)]
+pub struct SharedWindow {
+    pub result: WindowResult,
+    /// The encoded update, set by the first subscriber stream that sends
+    /// it and reused by the others. The live module never reads it.
+    pub encoded: OnceLock<Bytes>,
+}
+
+impl SharedWindow {
+    pub fn new(result: WindowResult) -> SharedWindow {
+        SharedWindow {
+            result,
+            encoded: OnceLock::new(),
+        }
+    }
+}
+
+/// Compares the window results only, since the encoding is a cache.
+impl PartialEq for SharedWindow {
+    fn eq(&self, other: &SharedWindow) -> bool {
+        self.result == other.result
+    }
+}
+
 /// Settings of the live hub.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
-    /// How often the clock thread closes windows and sends updates.
-    pub tick: Duration,
+    /// Maximum time the clock thread sleeps while an ON_UPDATE aggregation
+    /// exists, so PARTIAL and REVISION updates go out at most this late.
+    /// Windows close and heartbeats go out at their own deadlines,
+    /// independent of this setting.
+    pub update_check_interval: Duration,
     /// A heartbeat goes out when nothing else was sent for this long.
     pub heartbeat_interval: Duration,
     /// Capacity of each subscriber's queue; when it is full, the oldest update is dropped.
@@ -61,7 +93,7 @@ pub struct LiveConfig {
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
-            tick: Duration::from_millis(5),
+            update_check_interval: Duration::from_millis(5),
             heartbeat_interval: Duration::from_secs(5),
             subscriber_queue_capacity: 1024,
         }
@@ -89,17 +121,43 @@ pub struct SharedAggregation {
 }
 
 impl SharedAggregation {
-    fn broadcast(state: &mut AggregationState, update: LiveUpdate, now_ns: TimestampNs) {
+    /// Pushes all `updates` to every subscriber, one push per queue.
+    fn broadcast(state: &mut AggregationState, updates: &[LiveUpdate], now_ns: TimestampNs) {
+        if updates.is_empty() {
+            return;
+        }
         for subscriber in &state.subscribers {
-            subscriber.push(update.clone());
+            subscriber.push_all(updates);
         }
         state.last_sent_ns = now_ns;
     }
 
-    /// Closes due windows, sends updates and heartbeats.
-    fn tick(&self, now_ns: TimestampNs, heartbeat_interval_ns: i64) {
+    /// Closes due windows, sends updates and heartbeats, and returns the
+    /// next server time at which this aggregation needs a tick.
+    fn tick(
+        &self,
+        now_ns: TimestampNs,
+        heartbeat_interval_ns: i64,
+        update_check_ns: i64,
+    ) -> TimestampNs {
         let mut state = self.state.lock();
         self.tick_locked(&mut state, now_ns, heartbeat_interval_ns);
+
+        let spec = &self.spec;
+        let mut next = spec.next_close_after(now_ns).min(
+            state
+                .last_heartbeat_ns
+                .saturating_add(heartbeat_interval_ns),
+        );
+        // A quiet aggregation sends a heartbeat once nothing was sent for
+        // the interval; late points make one due after the last heartbeat.
+        next = next.min(state.last_sent_ns.saturating_add(heartbeat_interval_ns));
+        if let window::EmitMode::OnUpdate { .. } = spec.emit {
+            // NOTE: a window becomes dirty on ingest without waking the
+            // clock, so ON_UPDATE aggregations are polled instead.
+            next = next.min(now_ns.saturating_add(update_check_ns));
+        }
+        next
     }
 
     fn tick_locked(
@@ -109,6 +167,7 @@ impl SharedAggregation {
         heartbeat_interval_ns: i64,
     ) {
         let spec = &self.spec;
+        let mut updates = Vec::new();
 
         for ((start_ns, key), mut window) in state.table.take_closed(spec, now_ns) {
             let result = WindowResult {
@@ -120,11 +179,10 @@ impl SharedAggregation {
                 state: WindowState::Final,
                 revision: window.updates_sent,
             };
-            Self::broadcast(state, LiveUpdate::Window(Arc::new(result)), now_ns);
+            updates.push(LiveUpdate::Window(Arc::new(SharedWindow::new(result))));
         }
 
         if let window::EmitMode::OnUpdate { update_interval_ns } = spec.emit {
-            let mut updates = Vec::new();
             for ((start_ns, key), window) in state.table.windows.iter_mut() {
                 if !window.dirty
                     || now_ns.saturating_sub(window.last_update_ns) < update_interval_ns
@@ -151,22 +209,23 @@ impl SharedAggregation {
                 window.updates_sent += 1;
                 window.dirty = false;
                 window.last_update_ns = now_ns;
-                updates.push(result);
-            }
-            for result in updates {
-                Self::broadcast(state, LiveUpdate::Window(Arc::new(result)), now_ns);
+                updates.push(LiveUpdate::Window(Arc::new(SharedWindow::new(result))));
             }
         }
 
-        let quiet = now_ns.saturating_sub(state.last_sent_ns) >= heartbeat_interval_ns;
+        let last_sent_ns = if updates.is_empty() {
+            state.last_sent_ns
+        } else {
+            now_ns
+        };
+        let quiet = now_ns.saturating_sub(last_sent_ns) >= heartbeat_interval_ns;
         let late_due = state.late_points > 0
             && now_ns.saturating_sub(state.last_heartbeat_ns) >= heartbeat_interval_ns;
         if quiet || late_due {
-            let heartbeat = LiveUpdate::Heartbeat {
+            updates.push(LiveUpdate::Heartbeat {
                 watermark_ns: now_ns.saturating_sub(spec.allowed_lateness_ns),
                 late_points: std::mem::take(&mut state.late_points),
-            };
-            Self::broadcast(state, heartbeat, now_ns);
+            });
             state.last_heartbeat_ns = now_ns;
             if state.dropped_points > 0 {
                 tracing::warn!(
@@ -178,6 +237,7 @@ impl SharedAggregation {
                 state.dropped_points = 0;
             }
         }
+        Self::broadcast(state, &updates, now_ns);
     }
 }
 
@@ -208,6 +268,11 @@ struct HubInner {
     /// aggregation. Ingest threads take it for reading per batch.
     registry: RwLock<Registry>,
     stopping: AtomicBool,
+    /// Guards the flag that makes the clock thread recompute its deadline.
+    /// It is set when an aggregation is created or the hub stops.
+    clock_signal: Mutex<bool>,
+    /// Wakes the clock thread from its sleep; paired with `clock_signal`.
+    clock_wakeup: Condvar,
 }
 
 #[derive(Default)]
@@ -217,6 +282,11 @@ struct Registry {
 }
 
 impl HubInner {
+    fn wake_clock(&self) {
+        *self.clock_signal.lock() = true;
+        self.clock_wakeup.notify_one();
+    }
+
     fn unsubscribe(&self, aggregation: &Arc<SharedAggregation>, queue: &Arc<SubscriberQueue>) {
         let mut registry = self.registry.write();
         let mut state = aggregation.state.lock();
@@ -254,6 +324,8 @@ impl LiveHub {
             config,
             registry: RwLock::new(Registry::default()),
             stopping: AtomicBool::new(false),
+            clock_signal: Mutex::new(false),
+            clock_wakeup: Condvar::new(),
         });
         let clock_inner = inner.clone();
         let thread = std::thread::Builder::new()
@@ -301,7 +373,7 @@ impl LiveHub {
                 backfill_windows,
                 now,
             )? {
-                queue.push(LiveUpdate::Window(result));
+                queue.push(LiveUpdate::Window(Arc::new(SharedWindow::new(result))));
             }
         }
         state.subscribers.push(queue.clone());
@@ -362,6 +434,10 @@ impl LiveHub {
             .entry(aggregation.spec.metric.clone())
             .or_default()
             .push(aggregation.clone());
+        drop(registry);
+        // The clock may be asleep until a later deadline than this
+        // aggregation's first window close.
+        self.inner.wake_clock();
         tracing::debug!(metric = %aggregation.spec.metric, "created live aggregation");
         Ok(aggregation)
     }
@@ -374,6 +450,7 @@ impl LiveHub {
     /// Stops the clock thread and ends every subscriber's stream.
     pub fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::Relaxed);
+        self.inner.wake_clock();
         if let Some(thread) = self.clock_thread.lock().take()
             && thread.join().is_err()
         {
@@ -394,7 +471,6 @@ impl BatchObserver for LiveHub {
         if registry.by_metric.is_empty() {
             return;
         }
-        let now = now_ns();
         for (entry_index, entry) in batch.series.iter().enumerate() {
             let Some(aggregations) = registry.by_metric.get(&entry.metric) else {
                 continue;
@@ -411,18 +487,20 @@ impl BatchObserver for LiveHub {
                     continue;
                 }
                 let group = group_key(&entry.tags, &spec.group_by);
+                let points = entry
+                    .times_ns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &time_ns)| (time_ns, entry.values.get(i)))
+                    .filter(|&(time_ns, value)| spec.filters.matches_point(time_ns, value));
                 let mut state = aggregation.state.lock();
-                for (i, &time_ns) in entry.times_ns.iter().enumerate() {
-                    let value = entry.values.get(i);
-                    if !spec.filters.matches_point(time_ns, value) {
-                        continue;
-                    }
-                    match state.table.add(spec, &group, series, time_ns, value, now) {
-                        AddOutcome::Added => {}
-                        AddOutcome::Late => state.late_points += 1,
-                        AddOutcome::Dropped => state.dropped_points += 1,
-                    }
-                }
+                // Read under the lock: a window the clock closed before
+                // this thread got the lock is closed at this time too, so
+                // its points count as late and never reopen it.
+                let now = now_ns();
+                let outcome = state.table.add_run(spec, &group, series, points, now);
+                state.late_points += outcome.late;
+                state.dropped_points += outcome.dropped;
             }
         }
     }
@@ -471,7 +549,7 @@ fn backfill(
     spec: &WindowSpec,
     count: u32,
     now_ns: TimestampNs,
-) -> Result<Vec<Arc<WindowResult>>, StorageError> {
+) -> Result<Vec<WindowResult>, StorageError> {
     let last_start = spec.latest_closed_start(now_ns);
     let span = spec
         .slide_ns
@@ -499,17 +577,34 @@ fn backfill(
     Ok(finish_all(spec, accumulators, WindowState::Final))
 }
 
+/// Shortest sleep of the clock thread, so that windows with a slide of
+/// a few nanoseconds do not keep it spinning.
+const MIN_CLOCK_SLEEP_NS: i64 = 100_000;
+
 fn run_clock(inner: Arc<HubInner>) {
     let heartbeat_ns =
         i64::try_from(inner.config.heartbeat_interval.as_nanos()).unwrap_or(i64::MAX);
+    let update_check_ns =
+        i64::try_from(inner.config.update_check_interval.as_nanos()).unwrap_or(i64::MAX);
     while !inner.stopping.load(Ordering::Relaxed) {
-        std::thread::sleep(inner.config.tick);
         let aggregations: Vec<Arc<SharedAggregation>> =
             inner.registry.read().by_key.values().cloned().collect();
         let now = now_ns();
+        // With no aggregation the clock sleeps until one is created.
+        let mut next = now.saturating_add(heartbeat_ns);
         for aggregation in aggregations {
-            aggregation.tick(now, heartbeat_ns);
+            next = next.min(aggregation.tick(now, heartbeat_ns, update_check_ns));
         }
+
+        // The deadline is server (wall clock) time; the sleep is measured
+        // on the monotonic clock from the time left.
+        let sleep_ns = next.saturating_sub(now_ns()).max(MIN_CLOCK_SLEEP_NS);
+        let deadline = Instant::now() + Duration::from_nanos(sleep_ns.unsigned_abs());
+        let mut signal = inner.clock_signal.lock();
+        if !*signal {
+            inner.clock_wakeup.wait_until(&mut signal, deadline);
+        }
+        *signal = false;
     }
 }
 

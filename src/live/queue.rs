@@ -41,15 +41,27 @@ impl SubscriberQueue {
 
     /// Appends an update, dropping the oldest one when the queue is full.
     pub fn push(&self, update: LiveUpdate) {
+        self.push_all(std::slice::from_ref(&update));
+    }
+
+    /// Appends updates in order, dropping the oldest ones when the queue
+    /// is full. One lock and one wakeup cover the whole slice, so the
+    /// subscriber's task runs once and sends them together.
+    pub fn push_all(&self, updates: &[LiveUpdate]) {
+        if updates.is_empty() {
+            return;
+        }
         let mut state = self.state.lock();
         if state.closed {
             return;
         }
-        if state.updates.len() >= self.capacity {
-            state.updates.pop_front();
-            state.dropped += 1;
+        for update in updates {
+            if state.updates.len() >= self.capacity {
+                state.updates.pop_front();
+                state.dropped += 1;
+            }
+            state.updates.push_back(update.clone());
         }
-        state.updates.push_back(update);
         drop(state);
         self.notify.notify_one();
     }
@@ -111,6 +123,28 @@ mod tests {
         assert_eq!(queue.next().await, Some(heartbeat(3)));
         assert_eq!(queue.next().await, Some(heartbeat(4)));
         queue.close();
+        assert_eq!(queue.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn push_all_keeps_order_and_counts_drops() {
+        let queue = SubscriberQueue::new(3);
+        queue.push(heartbeat(0));
+        let batch: Vec<LiveUpdate> = (1..5).map(heartbeat).collect();
+        queue.push_all(&batch);
+        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.next().await, Some(LiveUpdate::Gap { dropped: 2 }));
+        assert_eq!(queue.next().await, Some(heartbeat(2)));
+        assert_eq!(queue.next().await, Some(heartbeat(3)));
+        assert_eq!(queue.next().await, Some(heartbeat(4)));
+    }
+
+    #[tokio::test]
+    async fn push_all_after_close_is_ignored() {
+        let queue = SubscriberQueue::new(3);
+        queue.close();
+        queue.push_all(&[heartbeat(1)]);
+        assert!(queue.is_empty());
         assert_eq!(queue.next().await, None);
     }
 }

@@ -1,7 +1,8 @@
 //! Window geometry and the per-window state of one shared aggregation.
+//! `super` (the live hub) owns one [`WindowTable`] per aggregation, feeds
+//! it from the ingest threads and drains closed windows on its clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use crate::aggregate::{Accumulator, AggFn, AggValue};
 use crate::model::filter::FilterSet;
@@ -66,6 +67,17 @@ impl WindowSpec {
             <= now_ns
     }
 
+    /// Returns the earliest server time after `now_ns` at which a window
+    /// closes (its end plus the allowed lateness), or `i64::MAX` when that
+    /// time cannot be represented. Windows start at multiples of the
+    /// slide, so this is true whether or not the window has points yet.
+    pub fn next_close_after(&self, now_ns: TimestampNs) -> TimestampNs {
+        let offset = i128::from(self.window_ns) + i128::from(self.allowed_lateness_ns);
+        let slide = i128::from(self.slide_ns);
+        let next = ((i128::from(now_ns) - offset).div_euclid(slide) + 1) * slide + offset;
+        i64::try_from(next).unwrap_or(i64::MAX)
+    }
+
     /// Start of the latest window that is closed at `now_ns`.
     pub fn latest_closed_start(&self, now_ns: TimestampNs) -> TimestampNs {
         let bound = now_ns
@@ -114,6 +126,15 @@ pub struct WindowTable {
 /// Points that would open more are counted as dropped, not aggregated.
 pub const MAX_OPEN_WINDOWS: usize = 100_000;
 
+/// Points of one [`WindowTable::add_run`] call that were not aggregated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Points with at least one window already closed.
+    pub late: u64,
+    /// Points skipped because the table was full, and not late.
+    pub dropped: u64,
+}
+
 /// Outcome of adding one point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
@@ -143,22 +164,71 @@ impl WindowTable {
                 outcome = AddOutcome::Late;
                 return;
             }
-            let key = (start_ns, group.clone());
-            if !self.windows.contains_key(&key) && self.windows.len() >= MAX_OPEN_WINDOWS {
+            let Some(window) = open_window(&mut self.windows, spec, start_ns, group) else {
                 if outcome == AddOutcome::Added {
                     outcome = AddOutcome::Dropped;
                 }
                 return;
-            }
-            let window = self.windows.entry(key).or_insert_with(|| OpenWindow {
-                accumulator: Accumulator::new(&spec.functions, Some(LIVE_EXACT_VALUE_CAP)),
-                updates_sent: 0,
-                dirty: false,
-                last_update_ns: i64::MIN,
-            });
+            };
             window.accumulator.push(series, time_ns, value);
             window.dirty = true;
         });
+        outcome
+    }
+
+    /// Adds the points of one series (a run) to their open windows, with
+    /// the same outcome per point as [`WindowTable::add`].
+    pub fn add_run<'v>(
+        &mut self,
+        spec: &WindowSpec,
+        group: &GroupKey,
+        series: SeriesId,
+        points: impl Iterator<Item = (TimestampNs, ValueRef<'v>)>,
+        now_ns: TimestampNs,
+    ) -> RunOutcome {
+        let mut outcome = RunOutcome::default();
+        if spec.slide_ns != spec.window_ns {
+            for (time_ns, value) in points {
+                match self.add(spec, group, series, time_ns, value, now_ns) {
+                    AddOutcome::Added => {}
+                    AddOutcome::Late => outcome.late += 1,
+                    AddOutcome::Dropped => outcome.dropped += 1,
+                }
+            }
+            return outcome;
+        }
+
+        // Tumbling windows: a point belongs to one window, and the points
+        // of a run mostly share it, so the window found for one point
+        // serves the next ones without a search or a key clone.
+        let mut current: Option<(TimestampNs, &mut OpenWindow)> = None;
+        for (time_ns, value) in points {
+            // The same start as `for_each_window`, which finds no window
+            // for times whose window would start before i64::MIN.
+            let Some(start_ns) = time_ns.checked_sub(time_ns.rem_euclid(spec.slide_ns)) else {
+                continue;
+            };
+            if let Some((current_start, window)) = current.as_mut()
+                && *current_start == start_ns
+            {
+                window.accumulator.push(series, time_ns, value);
+                window.dirty = true;
+                continue;
+            }
+            current = None;
+            if spec.is_closed(start_ns, now_ns) {
+                outcome.late += 1;
+                continue;
+            }
+            match open_window(&mut self.windows, spec, start_ns, group) {
+                Some(window) => {
+                    window.accumulator.push(series, time_ns, value);
+                    window.dirty = true;
+                    current = Some((start_ns, window));
+                }
+                None => outcome.dropped += 1,
+            }
+        }
         outcome
     }
 
@@ -180,6 +250,26 @@ impl WindowTable {
     }
 }
 
+/// Finds the open window of `(start_ns, group)` with one search, creating
+/// it unless the table already contains [`MAX_OPEN_WINDOWS`] windows.
+fn open_window<'t>(
+    windows: &'t mut BTreeMap<(TimestampNs, GroupKey), OpenWindow>,
+    spec: &WindowSpec,
+    start_ns: TimestampNs,
+    group: &GroupKey,
+) -> Option<&'t mut OpenWindow> {
+    let key = (start_ns, group.clone());
+    if windows.len() >= MAX_OPEN_WINDOWS {
+        return windows.get_mut(&key);
+    }
+    Some(windows.entry(key).or_insert_with(|| OpenWindow {
+        accumulator: Accumulator::new(&spec.functions, Some(LIVE_EXACT_VALUE_CAP)),
+        updates_sent: 0,
+        dirty: false,
+        last_update_ns: i64::MIN,
+    }))
+}
+
 /// Builds the group map of a group key.
 pub fn group_pairs(group_by: &[String], key: &GroupKey) -> Vec<(String, String)> {
     group_by
@@ -194,22 +284,20 @@ pub fn finish_all(
     spec: &WindowSpec,
     accumulators: HashMap<(TimestampNs, GroupKey), Accumulator>,
     state: WindowState,
-) -> Vec<Arc<WindowResult>> {
+) -> Vec<WindowResult> {
     let mut ordered: Vec<((TimestampNs, GroupKey), Accumulator)> =
         accumulators.into_iter().collect();
     ordered.sort_by(|a, b| a.0.cmp(&b.0));
     ordered
         .into_iter()
-        .map(|((start_ns, key), mut accumulator)| {
-            Arc::new(WindowResult {
-                start_ns,
-                end_ns: spec.end_of(start_ns),
-                group: group_pairs(&spec.group_by, &key),
-                count: accumulator.count(),
-                values: accumulator.finish(&spec.functions, spec.window_ns),
-                state,
-                revision: 0,
-            })
+        .map(|((start_ns, key), mut accumulator)| WindowResult {
+            start_ns,
+            end_ns: spec.end_of(start_ns),
+            group: group_pairs(&spec.group_by, &key),
+            count: accumulator.count(),
+            values: accumulator.finish(&spec.functions, spec.window_ns),
+            state,
+            revision: 0,
         })
         .collect()
 }
@@ -283,5 +371,81 @@ mod tests {
         let outcome = table.add(&s, &vec![], SeriesId(1), 15, ValueRef::F64(1.0), 10);
         assert_eq!(outcome, AddOutcome::Added);
         assert_eq!(table.windows.len(), 1);
+    }
+
+    #[test]
+    fn next_close_after_follows_slide_and_lateness() {
+        let tumbling = spec(10, 10, 0);
+        assert_eq!(tumbling.next_close_after(0), 10);
+        assert_eq!(tumbling.next_close_after(9), 10);
+        assert_eq!(tumbling.next_close_after(10), 20);
+        assert_eq!(tumbling.next_close_after(-15), -10);
+
+        let hopping = spec(10, 5, 3);
+        // Windows start at 0, 5, 10, ... and close 13 later.
+        assert_eq!(hopping.next_close_after(12), 13);
+        assert_eq!(hopping.next_close_after(13), 18);
+        assert!(hopping.is_closed(5, 18));
+        assert!(!hopping.is_closed(5, 17));
+
+        assert_eq!(tumbling.next_close_after(i64::MAX - 5), i64::MAX);
+    }
+
+    fn points(times: &[i64]) -> impl Iterator<Item = (i64, ValueRef<'static>)> + '_ {
+        times.iter().map(|&t| (t, ValueRef::F64(1.0)))
+    }
+
+    fn counts(table: &WindowTable) -> Vec<(i64, u64)> {
+        table
+            .windows
+            .iter()
+            .map(|((start, _), window)| (*start, window.accumulator.count()))
+            .collect()
+    }
+
+    #[test]
+    fn add_run_matches_add_per_point() {
+        // Late points, window changes and a return to an earlier window.
+        let times = [3, 5, 12, 14, 27, 13, 8, 21, i64::MIN];
+        for s in [spec(10, 10, 0), spec(10, 5, 0)] {
+            let mut by_point = WindowTable::default();
+            let mut expected = RunOutcome::default();
+            for &t in &times {
+                match by_point.add(&s, &vec![], SeriesId(1), t, ValueRef::F64(1.0), 10) {
+                    AddOutcome::Added => {}
+                    AddOutcome::Late => expected.late += 1,
+                    AddOutcome::Dropped => expected.dropped += 1,
+                }
+            }
+            let mut by_run = WindowTable::default();
+            let outcome = by_run.add_run(&s, &vec![], SeriesId(1), points(&times), 10);
+            assert_eq!(outcome, expected);
+            assert_eq!(counts(&by_run), counts(&by_point));
+        }
+    }
+
+    #[test]
+    fn add_run_counts_late_points() {
+        let s = spec(10, 10, 0);
+        let mut table = WindowTable::default();
+        let outcome = table.add_run(&s, &vec![], SeriesId(1), points(&[1, 2, 15, 3]), 10);
+        assert_eq!(outcome.late, 3);
+        assert_eq!(counts(&table), vec![(10, 1)]);
+    }
+
+    #[test]
+    fn add_run_drops_when_table_full() {
+        let s = spec(10, 10, 0);
+        let mut table = WindowTable::default();
+        let far: Vec<i64> = (0..MAX_OPEN_WINDOWS as i64).map(|i| 100 + i * 10).collect();
+        table.add_run(&s, &vec![], SeriesId(1), points(&far), 0);
+        assert_eq!(table.windows.len(), MAX_OPEN_WINDOWS);
+
+        // One point for an open window, two for a new one.
+        let outcome = table.add_run(&s, &vec![], SeriesId(1), points(&[105, 55, 56]), 0);
+        assert_eq!(outcome.dropped, 2);
+        assert_eq!(outcome.late, 0);
+        assert_eq!(table.windows.len(), MAX_OPEN_WINDOWS);
+        assert_eq!(table.windows[&(100, vec![])].accumulator.count(), 2);
     }
 }
