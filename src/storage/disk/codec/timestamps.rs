@@ -21,7 +21,7 @@
 //! A first byte of [`REFERENCE_FRAMES_FLAG`] plus the scale exponent
 //! selects the other layout: the first timestamp as a zigzag varint, then
 //! the scaled deltas in the frame-of-reference layout of
-//! [`super::ints`]. Regular timestamps cost about 3 bytes per 128 points
+//! [`super::ints`]. Regular timestamps cost about 2 bytes per 128 points
 //! there instead of one bit per point, and millisecond jitter costs the
 //! bits of its spread. The encoder writes whichever layout is smaller.
 //!
