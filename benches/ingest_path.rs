@@ -1,6 +1,6 @@
-//! Ingest hot paths: decoding and validating a request message, and
-//! applying a write batch to the memory engine (series lookup and head
-//! append).
+//! Ingest hot paths: decoding and validating a request message, applying
+//! a write batch to the memory engine (series lookup and head append),
+//! and encoding and decoding one block chunk per value shape.
 
 mod support;
 
@@ -12,7 +12,9 @@ use prost::Message;
 use tidemark::cli::bench::generate::Shape;
 use tidemark::grpc::points::decode_message;
 use tidemark::model::limits::Limits;
+use tidemark::model::{Column, ValueKind};
 use tidemark::storage::Storage;
+use tidemark::storage::disk::codec::{decode_chunk, encode_chunk};
 use tidemark::storage::memory::MemoryStorage;
 
 use support::{batches, messages, ten_series_message};
@@ -77,10 +79,88 @@ fn write(c: &mut Criterion) {
     group.finish();
 }
 
-// TODO: block encode and decode benchmarks go here once the disk engine
-// (src/storage/disk/) lands: encode a sealed head of 1000 series x 1000
-// gauge points into blocks, and decode them back, reporting bytes per
-// point next to the time.
+/// Points per benchmarked chunk, the block writer's maximum.
+const CHUNK_POINTS: usize = 4096;
 
-criterion_group!(benches, decode, write);
+/// SplitMix64 step, so the chunk data are the same on every run.
+fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Returns the chunks of the block encode and decode benchmarks, each
+/// 4096 points 10 s apart: the gauge of `tidemark bench ingest`, a
+/// counter, full-precision gauge noise and random doubles.
+fn chunk_shapes() -> Vec<(&'static str, Column)> {
+    let unit = |i: u64| (mix(i) >> 11) as f64 / (1u64 << 53) as f64;
+    let points = 0..CHUNK_POINTS as u64;
+    vec![
+        (
+            "gauge_two_decimals",
+            Column::F64(
+                points
+                    .clone()
+                    .map(|i| (5_000 + (mix(i) % 101) as i64 - 50) as f64 / 100.0)
+                    .collect(),
+            ),
+        ),
+        (
+            "counter_integers",
+            Column::I64(
+                points
+                    .clone()
+                    .scan(0i64, |total, i| {
+                        *total += (mix(i) % 100) as i64;
+                        Some(*total)
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "gauge_full_precision",
+            Column::F64(
+                points
+                    .clone()
+                    .map(|i| 20.0 + (unit(i) - 0.5) * 0.1)
+                    .collect(),
+            ),
+        ),
+        (
+            "random_doubles",
+            Column::F64(points.map(|i| unit(i) * 2e6 - 1e6).collect()),
+        ),
+    ]
+}
+
+fn chunks(c: &mut Criterion) {
+    let times: Vec<i64> = (0..CHUNK_POINTS as i64)
+        .map(|i| 1_700_000_000_000_000_000 + i * 10_000_000_000)
+        .collect();
+    let mut group = c.benchmark_group("block_chunk");
+    group.throughput(Throughput::Elements(CHUNK_POINTS as u64));
+    for (name, values) in chunk_shapes() {
+        let mut encoded = Vec::new();
+        encode_chunk(&times, values.as_slice(), &mut encoded);
+        eprintln!(
+            "block_chunk/{name}: {:.3} bytes/point",
+            encoded.len() as f64 / CHUNK_POINTS as f64
+        );
+        group.bench_function(format!("encode/{name}"), |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(encoded.len());
+                encode_chunk(&times, values.as_slice(), &mut out);
+                out
+            })
+        });
+        let kind: ValueKind = values.kind();
+        group.bench_function(format!("decode/{name}"), |b| {
+            b.iter(|| decode_chunk(black_box(&encoded), CHUNK_POINTS, kind).expect("decode"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, write, chunks);
 criterion_main!(benches);

@@ -20,13 +20,24 @@ const LOAD_BATCH_POINTS: usize = 10_000;
 const START_NS: i64 = 1_700_000_000_000_000_000;
 const TEN_SECONDS_NS: i64 = 10_000_000_000;
 
-/// SplitMix64, a small deterministic generator so runs are repeatable.
-struct Random(u64);
+/// SplitMix64, a small deterministic generator so runs are repeatable,
+/// and the running total of the counter data set.
+struct Random {
+    state: u64,
+    counter: i64,
+}
 
 impl Random {
+    fn new(seed: u64) -> Random {
+        Random {
+            state: seed,
+            counter: 0,
+        }
+    }
+
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -41,6 +52,8 @@ impl Random {
 struct DataSet {
     name: &'static str,
     point: fn(&mut Random, i64) -> (i64, f64),
+    /// Stores the values as an integer column; they must be whole numbers.
+    integers: bool,
 }
 
 /// Returns point `i` of a temperature-like gauge every 10 s with 0.01 resolution: a slow
@@ -72,19 +85,38 @@ fn gauge_full_precision(random: &mut Random, i: i64) -> (i64, f64) {
     )
 }
 
+/// Returns point `i` of the gauge of `tidemark bench ingest --shape
+/// gauge`: a fixed level plus independent noise of up to ±0.50 in 0.01
+/// steps.
+fn gauge_level_noise(random: &mut Random, i: i64) -> (i64, f64) {
+    let noise_hundredths = (random.next_u64() % 101) as i64 - 50;
+    (
+        START_NS + i * TEN_SECONDS_NS,
+        (5_000 + noise_hundredths) as f64 / 100.0,
+    )
+}
+
+/// Returns point `i` of a counter that grows by 0 to 99 per point, as
+/// `tidemark bench ingest --shape counter` makes it (without its rare
+/// resets). The running total lives in `random`.
+fn counter(random: &mut Random, i: i64) -> (i64, f64) {
+    random.counter += (random.next_u64() % 100) as i64;
+    (START_NS + i * TEN_SECONDS_NS, random.counter as f64)
+}
+
 /// Returns point `i` of uniformly random doubles every 10 s.
 fn random_doubles(random: &mut Random, i: i64) -> (i64, f64) {
     (START_NS + i * TEN_SECONDS_NS, random.unit() * 2e6 - 1e6)
 }
 
-fn batch_of(metric: &str, tags: &TagSet, times: Vec<i64>, values: Vec<f64>) -> WriteBatch {
+fn batch_of(metric: &str, tags: &TagSet, times: Vec<i64>, values: Column) -> WriteBatch {
     WriteBatch {
         series: vec![SeriesWrite {
             metric: metric.to_owned(),
             tags: tags.clone(),
             first_index: 0,
             times_ns: times,
-            values: Column::F64(values),
+            values,
         }],
     }
 }
@@ -95,7 +127,7 @@ fn measure_bytes(data_set: &DataSet, points: usize) {
     config.durability = Durability::None;
     let storage = DiskStorage::open(config).expect("open the data directory");
     let tags = TagSet::from_pairs(vec![("host".into(), "bench".into())]);
-    let mut random = Random(42);
+    let mut random = Random::new(42);
     let started = Instant::now();
     // Sum of WAL growth between batches: the bytes the WAL received,
     // although flushes delete segments along the way.
@@ -107,6 +139,11 @@ fn measure_bytes(data_set: &DataSet, points: usize) {
         let (times, values): (Vec<i64>, Vec<f64>) = (written..written + count)
             .map(|i| (data_set.point)(&mut random, i as i64))
             .unzip();
+        let values = if data_set.integers {
+            Column::I64(values.into_iter().map(|v| v as i64).collect())
+        } else {
+            Column::F64(values)
+        };
         storage
             .write(&batch_of("bench", &tags, times, values))
             .expect("write");
@@ -148,7 +185,7 @@ fn measure_throughput(durability: Durability, writers: usize, batch_points: usiz
             let batches = batches.clone();
             std::thread::spawn(move || {
                 let tags = TagSet::from_pairs(vec![("writer".into(), writer.to_string())]);
-                let mut random = Random(writer as u64);
+                let mut random = Random::new(writer as u64);
                 let mut next = 0i64;
                 while !stop.load(Ordering::Relaxed) {
                     let (times, values): (Vec<i64>, Vec<f64>) = (next..next + batch_points as i64)
@@ -156,7 +193,7 @@ fn measure_throughput(durability: Durability, writers: usize, batch_points: usiz
                         .unzip();
                     next += batch_points as i64;
                     storage
-                        .write(&batch_of("load", &tags, times, values))
+                        .write(&batch_of("load", &tags, times, Column::F64(values)))
                         .expect("write");
                     batches.fetch_add(1, Ordering::Relaxed);
                 }
@@ -193,18 +230,37 @@ fn main() {
         DataSet {
             name: "gauge, 0.01 steps",
             point: gauge_decimal,
+            integers: false,
         },
         DataSet {
             name: "gauge, 0.01 steps, ±5 ms",
             point: gauge_decimal_time_jitter,
+            integers: false,
         },
         DataSet {
             name: "gauge, full-precision noise",
             point: gauge_full_precision,
+            integers: false,
         },
         DataSet {
             name: "random doubles",
             point: random_doubles,
+            integers: false,
+        },
+        DataSet {
+            name: "gauge, level ±0.50 noise",
+            point: gauge_level_noise,
+            integers: false,
+        },
+        DataSet {
+            name: "counter, +0..99 (doubles)",
+            point: counter,
+            integers: false,
+        },
+        DataSet {
+            name: "counter, +0..99 (integers)",
+            point: counter,
+            integers: true,
         },
     ];
     for data_set in &data_sets {

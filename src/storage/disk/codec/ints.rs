@@ -1,11 +1,23 @@
-//! Integer codecs: delta + zigzag varints for integer columns, and
-//! frame-of-reference bit packing of zigzag deltas, which the decimal
-//! float codec uses for its scaled values.
+//! Integer codecs for integer columns, the scaled values of the decimal
+//! float codec and timestamp deltas: delta + zigzag varints, bit-packed
+//! zigzag deltas, and frame-of-reference packing.
 //!
-//! Packed layout: the first value as a zigzag varint, then the deltas in
-//! frames of [`FRAME_LEN`] (the last frame may be shorter). Each frame
-//! starts with one byte, the bit width of its largest zigzag delta, and
-//! then holds every delta in that many bits. All arithmetic wraps.
+//! Packed layout (written by blocks before frame-of-reference packing
+//! existed, still read): the first value as a zigzag varint, then the
+//! deltas in frames of [`FRAME_LEN`] (the last frame may be shorter). Each
+//! frame starts with one byte, the bit width of its largest zigzag delta,
+//! and then contains every delta in that many bits.
+//!
+//! Frame-of-reference layout: the first value as a zigzag varint, then
+//! the later values in frames of [`FRAME_LEN`]. Each frame starts with a
+//! header byte whose low 7 bits are the bit width `w` (at most 64) and
+//! whose top bit tells what the frame holds: set for the values
+//! themselves, clear for their deltas from the previous value. A zigzag
+//! varint `reference` follows, the smallest number of the frame, then
+//! every number minus `reference` in `w` bits. The encoder picks per
+//! frame whichever of the two takes fewer bytes, so a counter (steady
+//! deltas) and a noisy gauge (values in a narrow band) both pack to the
+//! bits of their spread. All arithmetic wraps.
 
 use super::CodecError;
 use super::bits::{BitReader, BitWriter};
@@ -86,6 +98,126 @@ pub fn decode_packed_deltas(data: &[u8], count: usize) -> Result<Vec<i64>, Codec
     Ok(values)
 }
 
+/// Header bit of a frame-of-reference frame that holds values, not
+/// deltas.
+const VALUES_FRAME_FLAG: u8 = 0x80;
+
+/// Appends `values` in the frame-of-reference layout of the module docs.
+pub fn encode_reference_frames(values: &[i64], out: &mut Vec<u8>) {
+    let Some(&first) = values.first() else {
+        return;
+    };
+    put_i64(out, first);
+    let mut numbers = Vec::with_capacity(FRAME_LEN);
+    for start in (1..values.len()).step_by(FRAME_LEN) {
+        let end = (start + FRAME_LEN).min(values.len());
+        let frame = &values[start..end];
+        let deltas = values[start - 1..end]
+            .windows(2)
+            .map(|pair| pair[1].wrapping_sub(pair[0]));
+        let (delta_min, delta_width) = reference_and_width(deltas.clone());
+        let (value_min, value_width) = reference_and_width(frame.iter().copied());
+        let delta_cost = frame_bytes(frame.len(), delta_min, delta_width);
+        let value_cost = frame_bytes(frame.len(), value_min, value_width);
+
+        numbers.clear();
+        let (header, reference, width) = if value_cost < delta_cost {
+            numbers.extend_from_slice(frame);
+            (
+                VALUES_FRAME_FLAG | value_width as u8,
+                value_min,
+                value_width,
+            )
+        } else {
+            numbers.extend(deltas);
+            (delta_width as u8, delta_min, delta_width)
+        };
+        out.push(header);
+        put_i64(out, reference);
+        let mut writer = BitWriter::with_capacity(frame.len() * width as usize / 8 + 1);
+        for &number in &numbers {
+            writer.write_bits(number.wrapping_sub(reference) as u64, width);
+        }
+        out.extend_from_slice(&writer.finish());
+    }
+}
+
+/// Returns the minimum of `numbers` and the bit width of their spread,
+/// the largest offset from that minimum.
+fn reference_and_width(numbers: impl Iterator<Item = i64> + Clone) -> (i64, u32) {
+    let min = numbers.clone().min().unwrap_or(0);
+    let spread = numbers
+        .map(|n| n.wrapping_sub(min) as u64)
+        .max()
+        .unwrap_or(0);
+    (min, 64 - spread.leading_zeros())
+}
+
+fn frame_bytes(len: usize, reference: i64, width: u32) -> usize {
+    let mut varint = Vec::with_capacity(10);
+    put_i64(&mut varint, reference);
+    1 + varint.len() + (len * width as usize).div_ceil(8)
+}
+
+/// Decodes `count` values in the frame-of-reference layout.
+pub fn decode_reference_frames(data: &[u8], count: usize) -> Result<Vec<i64>, CodecError> {
+    let mut reader = ByteReader::new(data);
+    decode_reference_frames_from(&mut reader, count)
+}
+
+/// Decodes `count` values in the frame-of-reference layout from `reader`
+/// and leaves it after the last frame.
+pub fn decode_reference_frames_from(
+    reader: &mut ByteReader<'_>,
+    count: usize,
+) -> Result<Vec<i64>, CodecError> {
+    let mut values = Vec::with_capacity(count);
+    if count == 0 {
+        return Ok(values);
+    }
+    let mut previous = reader.varint_i64("reference-frame integer column")?;
+    values.push(previous);
+    let mut left = count - 1;
+    while left > 0 {
+        let frame_len = left.min(FRAME_LEN);
+        let header = reader.u8("reference frame header")?;
+        let width = u32::from(header & !VALUES_FRAME_FLAG);
+        if width > 64 {
+            return Err(CodecError::Invalid {
+                what: "reference frame",
+                detail: format!("bit width {width} is over 64"),
+            });
+        }
+        let reference = reader.varint_i64("reference frame minimum")?;
+        let frame_bytes = (frame_len * width as usize).div_ceil(8);
+        let mut bits = BitReader::new(reader.bytes(frame_bytes, "reference frame")?);
+        if width == 0 {
+            if header & VALUES_FRAME_FLAG != 0 {
+                values.resize(values.len() + frame_len, reference);
+                previous = reference;
+            } else {
+                for _ in 0..frame_len {
+                    previous = previous.wrapping_add(reference);
+                    values.push(previous);
+                }
+            }
+        } else if header & VALUES_FRAME_FLAG != 0 {
+            for _ in 0..frame_len {
+                previous = reference.wrapping_add(bits.read_bits(width)? as i64);
+                values.push(previous);
+            }
+        } else {
+            for _ in 0..frame_len {
+                let delta = reference.wrapping_add(bits.read_bits(width)? as i64);
+                previous = previous.wrapping_add(delta);
+                values.push(previous);
+            }
+        }
+        left -= frame_len;
+    }
+    Ok(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +252,86 @@ mod tests {
         let mut out = Vec::new();
         encode_packed_deltas(&values, &mut out);
         assert_eq!(out, vec![14, 0]);
+    }
+
+    fn reference_round_trip(values: &[i64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_reference_frames(values, &mut out);
+        assert_eq!(
+            decode_reference_frames(&out, values.len()).unwrap(),
+            values,
+            "{} values",
+            values.len()
+        );
+        out
+    }
+
+    #[test]
+    fn reference_frames_round_trip_extremes() {
+        reference_round_trip(&[]);
+        reference_round_trip(&[i64::MIN]);
+        reference_round_trip(&[i64::MAX, i64::MIN, 0, -1, i64::MIN, i64::MAX]);
+        let alternating: Vec<i64> = (0..300)
+            .map(|i| if i % 2 == 0 { i64::MIN } else { i64::MAX })
+            .collect();
+        reference_round_trip(&alternating);
+        let wrapping: Vec<i64> = (0..300).map(|i| i64::MAX - 100 + i).collect();
+        reference_round_trip(&wrapping);
+    }
+
+    #[test]
+    fn counter_packs_its_delta_spread() {
+        // Deltas from 10 to 41 need 5 bits after subtracting the minimum.
+        let values: Vec<i64> = (0..1025i64)
+            .scan(1_000_000i64, |total, i| {
+                *total += 10 + (i * 7) % 32;
+                Some(*total)
+            })
+            .collect();
+        let out = reference_round_trip(&values);
+        let frames = 1024 / FRAME_LEN;
+        assert!(
+            out.len() <= 4 + frames * (2 + FRAME_LEN * 5 / 8),
+            "{} bytes",
+            out.len()
+        );
+        assert_eq!(
+            out[3] & VALUES_FRAME_FLAG,
+            0,
+            "a counter frame holds deltas"
+        );
+    }
+
+    #[test]
+    fn noisy_level_packs_its_value_spread() {
+        // Values in 1900..=2000 need 7 bits; their deltas would need 8.
+        let values: Vec<i64> = (0..1025i64)
+            .map(|i| 1900 + (i * i * 37 + i * 11) % 101)
+            .collect();
+        let out = reference_round_trip(&values);
+        assert!(
+            out.len() <= 2 + 8 * (3 + FRAME_LEN * 7 / 8),
+            "{} bytes",
+            out.len()
+        );
+        assert_eq!(out[2] & VALUES_FRAME_FLAG, VALUES_FRAME_FLAG);
+    }
+
+    #[test]
+    fn constant_frames_take_two_bytes() {
+        let out = reference_round_trip(&vec![7i64; 129]);
+        assert_eq!(out, vec![14, 0, 0]);
+        let steps: Vec<i64> = (0..257).map(|i| i * 10).collect();
+        let out = reference_round_trip(&steps);
+        assert_eq!(out, vec![0, 0, 20, 0, 20]);
+    }
+
+    #[test]
+    fn damaged_reference_frames_fail() {
+        let values: Vec<i64> = (0..300).map(|i| i * i).collect();
+        let mut out = Vec::new();
+        encode_reference_frames(&values, &mut out);
+        assert!(decode_reference_frames(&out[..out.len() - 1], values.len()).is_err());
+        assert!(decode_reference_frames(&[0, 65, 0], 2).is_err(), "width 65");
     }
 }

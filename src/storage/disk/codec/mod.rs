@@ -1,17 +1,24 @@
-//! Column codecs for block chunks: delta-of-delta timestamps, Gorilla XOR
-//! or scaled-decimal floats, delta integers, bit-packed bools and
-//! dictionary strings. The block writer in `super::block` calls
+//! Column codecs for block chunks: delta-of-delta or frame-of-reference
+//! timestamps, scaled-decimal, Gorilla XOR or byte-plane floats, delta or
+//! frame-of-reference integers, bit-packed bools and dictionary strings. The block writer in `super::block` calls
 //! [`encode_chunk`] once per series and the scan path calls
 //! [`decode_chunk`]; nothing here does I/O.
 //!
 //! Chunk layout: the timestamp section's length as a varint, the
 //! timestamp section (see [`timestamps`]), one [`ValueEncoding`] byte and
 //! the value section. The point count is stored by the caller.
+//!
+//! The format has no version number: the first byte of each section
+//! names its encoding, and new encodings get new byte values, so chunks
+//! written by older releases still decode. The writer no longer produces
+//! [`ValueEncoding::Decimal`] and [`ValueEncoding::PackedDeltas`], and
+//! picks the delta-of-delta timestamp layout only where it is smaller.
 
 pub mod bits;
 pub mod bools;
 pub mod gorilla;
 pub mod ints;
+pub mod planes;
 pub mod strings;
 pub mod timestamps;
 pub mod varint;
@@ -51,6 +58,13 @@ pub enum ValueEncoding {
     /// Doubles as 8 little-endian bytes each, for data that the Gorilla
     /// encoding would enlarge.
     RawF64 = 7,
+    /// Integers in frame-of-reference frames, see [`ints`].
+    ReferenceFrames = 8,
+    /// Doubles that are exact decimals: one byte of digit count, then the
+    /// values times `10^digits` in frame-of-reference frames.
+    DecimalFrames = 9,
+    /// Doubles as byte planes, see [`planes`].
+    BytePlanes = 10,
 }
 
 impl ValueEncoding {
@@ -63,6 +77,9 @@ impl ValueEncoding {
             5 => ValueEncoding::BitPacked,
             6 => ValueEncoding::Dictionary,
             7 => ValueEncoding::RawF64,
+            8 => ValueEncoding::ReferenceFrames,
+            9 => ValueEncoding::DecimalFrames,
+            10 => ValueEncoding::BytePlanes,
             other => {
                 return Err(CodecError::Invalid {
                     what: "value encoding",
@@ -74,10 +91,14 @@ impl ValueEncoding {
 
     fn kind(self) -> ValueKind {
         match self {
-            ValueEncoding::Gorilla | ValueEncoding::Decimal | ValueEncoding::RawF64 => {
-                ValueKind::F64
-            }
-            ValueEncoding::VarintDeltas | ValueEncoding::PackedDeltas => ValueKind::I64,
+            ValueEncoding::Gorilla
+            | ValueEncoding::Decimal
+            | ValueEncoding::RawF64
+            | ValueEncoding::DecimalFrames
+            | ValueEncoding::BytePlanes => ValueKind::F64,
+            ValueEncoding::VarintDeltas
+            | ValueEncoding::PackedDeltas
+            | ValueEncoding::ReferenceFrames => ValueKind::I64,
             ValueEncoding::BitPacked => ValueKind::Bool,
             ValueEncoding::Dictionary => ValueKind::Str,
         }
@@ -136,11 +157,11 @@ fn encode_values(values: ColumnSlice<'_>, out: &mut Vec<u8>) {
         ColumnSlice::I64(values) => {
             let mut varints = Vec::new();
             ints::encode_varint_deltas(values, &mut varints);
-            let mut packed = Vec::new();
-            ints::encode_packed_deltas(values, &mut packed);
-            if packed.len() < varints.len() {
-                out.push(ValueEncoding::PackedDeltas as u8);
-                out.extend_from_slice(&packed);
+            let mut frames = Vec::new();
+            ints::encode_reference_frames(values, &mut frames);
+            if frames.len() < varints.len() {
+                out.push(ValueEncoding::ReferenceFrames as u8);
+                out.extend_from_slice(&frames);
             } else {
                 out.push(ValueEncoding::VarintDeltas as u8);
                 out.extend_from_slice(&varints);
@@ -157,21 +178,36 @@ fn encode_values(values: ColumnSlice<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// Writes doubles in the smallest of three encodings: decimal when every
-/// value is an exact decimal, Gorilla, or raw bytes.
+/// Gorilla output per value above which [`encode_floats`] also tries
+/// byte planes. Below it the values share most bits with their
+/// predecessors, so byte planes are unlikely to be smaller and the zstd
+/// pass is skipped to save encode time.
+const TRY_PLANES_ABOVE_BYTES_PER_VALUE: usize = 2;
+
+/// Writes doubles in the smallest of four encodings: decimal when every
+/// value is an exact decimal, Gorilla, byte planes or raw bytes.
 fn encode_floats(values: &[f64], out: &mut Vec<u8>) {
     let mut gorilla_bytes = Vec::new();
     gorilla::encode(values, &mut gorilla_bytes);
     if let Some((digits, scaled)) = scale_to_decimals(values) {
         let mut decimal_bytes = vec![digits as u8];
-        ints::encode_packed_deltas(&scaled, &mut decimal_bytes);
+        ints::encode_reference_frames(&scaled, &mut decimal_bytes);
         if decimal_bytes.len() < gorilla_bytes.len() {
-            out.push(ValueEncoding::Decimal as u8);
+            out.push(ValueEncoding::DecimalFrames as u8);
             out.extend_from_slice(&decimal_bytes);
             return;
         }
     }
-    if gorilla_bytes.len() > values.len() * 8 {
+
+    let mut best = (ValueEncoding::Gorilla, gorilla_bytes);
+    if best.1.len() > values.len() * TRY_PLANES_ABOVE_BYTES_PER_VALUE {
+        let mut plane_bytes = Vec::new();
+        planes::encode(values, &mut plane_bytes);
+        if plane_bytes.len() < best.1.len() {
+            best = (ValueEncoding::BytePlanes, plane_bytes);
+        }
+    }
+    if best.1.len() > values.len() * 8 {
         out.push(ValueEncoding::RawF64 as u8);
         out.reserve(values.len() * 8);
         for value in values {
@@ -179,8 +215,8 @@ fn encode_floats(values: &[f64], out: &mut Vec<u8>) {
         }
         return;
     }
-    out.push(ValueEncoding::Gorilla as u8);
-    out.extend_from_slice(&gorilla_bytes);
+    out.push(best.0 as u8);
+    out.extend_from_slice(&best.1);
 }
 
 /// Finds the fewest fraction digits at which every value is `n / 10^d`
@@ -213,7 +249,7 @@ fn scale_to_decimals(values: &[f64]) -> Option<(usize, Vec<i64>)> {
 fn decode_values(encoding: ValueEncoding, data: &[u8], count: usize) -> Result<Column, CodecError> {
     Ok(match encoding {
         ValueEncoding::Gorilla => Column::F64(gorilla::decode(data, count)?),
-        ValueEncoding::Decimal => {
+        ValueEncoding::Decimal | ValueEncoding::DecimalFrames => {
             let mut reader = ByteReader::new(data);
             let digits = usize::from(reader.u8("decimal digits")?);
             let power = *POWERS_OF_TEN
@@ -223,9 +259,14 @@ fn decode_values(encoding: ValueEncoding, data: &[u8], count: usize) -> Result<C
                     detail: format!("{digits} fraction digits is over {MAX_DECIMAL_DIGITS}"),
                 })?;
             let rest = reader.bytes(reader.remaining(), "decimal values")?;
-            let scaled = ints::decode_packed_deltas(rest, count)?;
+            let scaled = if encoding == ValueEncoding::Decimal {
+                ints::decode_packed_deltas(rest, count)?
+            } else {
+                ints::decode_reference_frames(rest, count)?
+            };
             Column::F64(scaled.into_iter().map(|n| n as f64 / power).collect())
         }
+        ValueEncoding::BytePlanes => Column::F64(planes::decode(data, count)?),
         ValueEncoding::RawF64 => {
             if data.len() != count * 8 {
                 return Err(CodecError::Invalid {
@@ -241,6 +282,7 @@ fn decode_values(encoding: ValueEncoding, data: &[u8], count: usize) -> Result<C
         }
         ValueEncoding::VarintDeltas => Column::I64(ints::decode_varint_deltas(data, count)?),
         ValueEncoding::PackedDeltas => Column::I64(ints::decode_packed_deltas(data, count)?),
+        ValueEncoding::ReferenceFrames => Column::I64(ints::decode_reference_frames(data, count)?),
         ValueEncoding::BitPacked => Column::Bool(bools::decode(data, count)?),
         ValueEncoding::Dictionary => Column::Str(strings::decode(data, count)?),
     })
@@ -375,7 +417,7 @@ mod tests {
             .collect();
         let mut out = Vec::new();
         encode_values(ColumnSlice::F64(&values), &mut out);
-        assert_eq!(out[0], ValueEncoding::Decimal as u8);
+        assert_eq!(out[0], ValueEncoding::DecimalFrames as u8);
         assert!(
             out.len() < 1000,
             "{} bytes for 1000 one-digit decimals",
@@ -404,6 +446,104 @@ mod tests {
         assert_eq!(
             scale_to_decimals(&[1.5, -2.25]).unwrap(),
             (2, vec![150, -225])
+        );
+    }
+
+    /// Returns the value encoding byte of a chunk of `values`.
+    fn chosen_encoding(values: ColumnSlice<'_>) -> u8 {
+        let mut out = Vec::new();
+        encode_values(values, &mut out);
+        out[0]
+    }
+
+    #[test]
+    fn each_new_encoding_round_trips_edge_cases() {
+        let random: Vec<f64> = (0..600u64)
+            .map(|i| f64::from_bits(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 12) * 1e300)
+            .collect();
+        let float_cases: Vec<Vec<f64>> = vec![
+            vec![],
+            vec![-0.0],
+            vec![f64::from_bits(1)],
+            vec![0.25],
+            vec![
+                -0.0,
+                0.0,
+                f64::from_bits(1),
+                f64::from_bits(0x000F_FFFF_FFFF_FFFF),
+            ],
+            random.clone(),
+            random.iter().map(|v| -v).collect(),
+            (0..600).map(|i| i as f64 * 0.01 - 3.0).collect(),
+        ];
+        for values in float_cases {
+            let times: Vec<i64> = (0..values.len() as i64).map(|i| i * 1_000).collect();
+            let column = Column::F64(values.clone());
+            let (decoded_times, decoded) = chunk_round_trip(&times, column.clone());
+            assert_eq!(decoded_times, times);
+            assert_eq!(float_bits(&decoded), float_bits(&column), "{values:?}");
+        }
+
+        let int_cases: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![i64::MIN],
+            vec![i64::MAX],
+            vec![i64::MIN, i64::MAX, 0, i64::MIN, -1],
+            (0..600).map(|i| i64::MAX - i * i).collect(),
+            (0..600).map(|i| i * 97 % 89).collect(),
+        ];
+        for values in int_cases {
+            let times: Vec<i64> = (0..values.len() as i64).map(|i| i64::MIN + i).collect();
+            let column = Column::I64(values);
+            assert_eq!(chunk_round_trip(&times, column.clone()), (times, column));
+        }
+    }
+
+    #[test]
+    fn encodings_are_chosen_by_shape() {
+        let decimals: Vec<f64> = (0..600).map(|i| 20.0 + (i % 101) as f64 / 100.0).collect();
+        assert_eq!(
+            chosen_encoding(ColumnSlice::F64(&decimals)),
+            ValueEncoding::DecimalFrames as u8
+        );
+        let random: Vec<f64> = (0..600u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / 1e3)
+            .collect();
+        assert_eq!(
+            chosen_encoding(ColumnSlice::F64(&random)),
+            ValueEncoding::BytePlanes as u8
+        );
+        let steps: Vec<f64> = (0..600).map(|i| (i / 50) as f64 / 3.0).collect();
+        assert_eq!(
+            chosen_encoding(ColumnSlice::F64(&steps)),
+            ValueEncoding::Gorilla as u8
+        );
+        let counter: Vec<i64> = (0..600).map(|i| i * 50 + i % 13).collect();
+        assert_eq!(
+            chosen_encoding(ColumnSlice::I64(&counter)),
+            ValueEncoding::ReferenceFrames as u8
+        );
+        assert_eq!(
+            chosen_encoding(ColumnSlice::I64(&[5])),
+            ValueEncoding::VarintDeltas as u8
+        );
+    }
+
+    #[test]
+    fn old_value_encodings_still_decode() {
+        let scaled: Vec<i64> = (0..300).map(|i| 2_000 + i % 101).collect();
+        let mut decimal = vec![2u8];
+        ints::encode_packed_deltas(&scaled, &mut decimal);
+        let expected: Vec<f64> = scaled.iter().map(|&n| n as f64 / 100.0).collect();
+        assert_eq!(
+            decode_values(ValueEncoding::Decimal, &decimal, 300).unwrap(),
+            Column::F64(expected)
+        );
+        let mut packed = Vec::new();
+        ints::encode_packed_deltas(&scaled, &mut packed);
+        assert_eq!(
+            decode_values(ValueEncoding::PackedDeltas, &packed, 300).unwrap(),
+            Column::I64(scaled)
         );
     }
 

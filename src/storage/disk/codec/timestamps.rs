@@ -18,11 +18,23 @@
 //! | `11110` | 32-bit two's complement      |
 //! | `11111` | 64-bit two's complement      |
 //!
+//! A first byte of [`REFERENCE_FRAMES_FLAG`] plus the scale exponent
+//! selects the other layout: the first timestamp as a zigzag varint, then
+//! the scaled deltas in the frame-of-reference layout of
+//! [`super::ints`]. Regular timestamps cost about 2 bytes per 128 points
+//! there instead of one bit per point, and millisecond jitter costs the
+//! bits of its spread. The encoder writes whichever layout is smaller.
+//!
 //! All arithmetic wraps, so any sequence of `i64` values round-trips,
 //! including unsorted ones and deltas wider than `i64`.
 
 use super::CodecError;
 use super::bits::{BitReader, BitWriter};
+use super::ints;
+use super::varint::{ByteReader, put_i64};
+
+/// Bit of the first byte that selects the frame-of-reference layout.
+pub const REFERENCE_FRAMES_FLAG: u8 = 0x80;
 
 /// Payload widths of the non-zero buckets, in prefix order.
 const BUCKET_BITS: [u32; 5] = [7, 12, 20, 32, 64];
@@ -30,9 +42,37 @@ const BUCKET_BITS: [u32; 5] = [7, 12, 20, 32, 64];
 /// Largest scale exponent tried; 10^9 is one second in nanoseconds.
 const MAX_SCALE_EXPONENT: u32 = 9;
 
-/// Appends the encoding of `times_ns` to `out`.
+/// Appends the smaller of the two encodings of `times_ns` to `out`.
 pub fn encode(times_ns: &[i64], out: &mut Vec<u8>) {
     let scale_exponent = scale_exponent(times_ns);
+    let start = out.len();
+    encode_delta_of_delta(times_ns, scale_exponent, out);
+    if times_ns.len() < 2 {
+        return;
+    }
+    let mut frames = Vec::new();
+    encode_reference_frames(times_ns, scale_exponent, &mut frames);
+    if frames.len() < out.len() - start {
+        out.truncate(start);
+        out.extend_from_slice(&frames);
+    }
+}
+
+fn encode_reference_frames(times_ns: &[i64], scale_exponent: u32, out: &mut Vec<u8>) {
+    out.push(REFERENCE_FRAMES_FLAG | scale_exponent as u8);
+    let Some(&first) = times_ns.first() else {
+        return;
+    };
+    let scale = 10i64.pow(scale_exponent);
+    put_i64(out, first);
+    let deltas: Vec<i64> = times_ns
+        .windows(2)
+        .map(|pair| pair[1].wrapping_sub(pair[0]) / scale)
+        .collect();
+    ints::encode_reference_frames(&deltas, out);
+}
+
+fn encode_delta_of_delta(times_ns: &[i64], scale_exponent: u32, out: &mut Vec<u8>) {
     out.push(scale_exponent as u8);
     let Some(&first) = times_ns.first() else {
         return;
@@ -55,12 +95,13 @@ pub fn encode(times_ns: &[i64], out: &mut Vec<u8>) {
 /// Decodes `count` timestamps from `data`, which contains exactly one
 /// encoding.
 pub fn decode(data: &[u8], count: usize) -> Result<Vec<i64>, CodecError> {
-    let Some((&scale_exponent, stream)) = data.split_first() else {
+    let Some((&first_byte, stream)) = data.split_first() else {
         return Err(CodecError::Truncated {
             what: "timestamp column",
             len: 0,
         });
     };
+    let scale_exponent = first_byte & !REFERENCE_FRAMES_FLAG;
     if u32::from(scale_exponent) > MAX_SCALE_EXPONENT {
         return Err(CodecError::Invalid {
             what: "timestamp column",
@@ -72,6 +113,16 @@ pub fn decode(data: &[u8], count: usize) -> Result<Vec<i64>, CodecError> {
         return Ok(times);
     }
     let scale = 10i64.pow(u32::from(scale_exponent));
+    if first_byte & REFERENCE_FRAMES_FLAG != 0 {
+        let mut reader = ByteReader::new(stream);
+        let mut time = reader.varint_i64("first timestamp")?;
+        times.push(time);
+        for delta in ints::decode_reference_frames_from(&mut reader, count - 1)? {
+            time = time.wrapping_add(delta.wrapping_mul(scale));
+            times.push(time);
+        }
+        return Ok(times);
+    }
 
     let mut reader = BitReader::new(stream);
     let mut time = reader.read_bits(64)? as i64;
@@ -165,15 +216,45 @@ mod tests {
         decode(&out, times.len()).unwrap()
     }
 
+    /// Encodes in the delta-of-delta layout only, as blocks written
+    /// before the frame-of-reference layout have it.
+    fn encode_legacy(times: &[i64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_delta_of_delta(times, scale_exponent(times), &mut out);
+        out
+    }
+
     #[test]
-    fn regular_series_costs_one_bit_per_point() {
+    fn regular_series_costs_under_one_bit_per_point() {
         let times: Vec<i64> = (0..10_000)
             .map(|i| 1_700_000_000_000_000_000 + i * 10_000_000_000)
             .collect();
         let mut out = Vec::new();
         encode(&times, &mut out);
+        assert_eq!(out[0], REFERENCE_FRAMES_FLAG | 9);
         assert_eq!(decode(&out, times.len()).unwrap(), times);
-        assert!(out.len() < 10_000 / 8 + 16, "{} bytes", out.len());
+        assert!(out.len() < 10_000 / 32, "{} bytes", out.len());
+
+        let legacy = encode_legacy(&times);
+        assert_eq!(legacy[0], 9);
+        assert_eq!(decode(&legacy, times.len()).unwrap(), times);
+    }
+
+    #[test]
+    fn both_layouts_round_trip_the_same_times() {
+        let cases: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![i64::MIN],
+            vec![i64::MIN, i64::MAX, i64::MIN, 0, -1, 1],
+            (0..1000).map(|i| i * i * 1_000).collect(),
+            (0..1000).map(|i| i64::MAX - i * 3).collect(),
+        ];
+        for times in cases {
+            let mut frames = Vec::new();
+            encode_reference_frames(&times, scale_exponent(&times), &mut frames);
+            assert_eq!(decode(&frames, times.len()).unwrap(), times);
+            assert_eq!(decode(&encode_legacy(&times), times.len()).unwrap(), times);
+        }
     }
 
     #[test]
@@ -183,9 +264,15 @@ mod tests {
             .collect();
         let mut out = Vec::new();
         encode(&times, &mut out);
-        assert_eq!(out[0], 6, "deltas are whole milliseconds");
+        assert_eq!(
+            out[0] & !REFERENCE_FRAMES_FLAG,
+            6,
+            "deltas are whole milliseconds"
+        );
         assert_eq!(decode(&out, times.len()).unwrap(), times);
-        assert!(out.len() < 1000 * 10 / 8 + 16, "{} bytes", out.len());
+        // The deltas take two values 7 ms apart, 3 bits after the frame
+        // minimum.
+        assert!(out.len() < 1000 * 4 / 8 + 40, "{} bytes", out.len());
     }
 
     #[test]
@@ -226,6 +313,9 @@ mod tests {
         let mut out = Vec::new();
         encode(&times, &mut out);
         assert!(decode(&out[..out.len() / 2], times.len()).is_err());
+        let legacy = encode_legacy(&times);
+        assert!(decode(&legacy[..legacy.len() / 2], times.len()).is_err());
         assert!(decode(&[], 1).is_err());
+        assert!(decode(&[REFERENCE_FRAMES_FLAG | 10, 0], 1).is_err());
     }
 }
