@@ -223,8 +223,9 @@ fn decode_values(encoding: ValueEncoding, data: &[u8], count: usize) -> Result<C
                     detail: format!("{digits} fraction digits is over {MAX_DECIMAL_DIGITS}"),
                 })?;
             let rest = reader.bytes(reader.remaining(), "decimal values")?;
-            let scaled = ints::decode_packed_deltas(rest, count)?;
-            Column::F64(scaled.into_iter().map(|n| n as f64 / power).collect())
+            let mut values = Vec::with_capacity(count);
+            ints::decode_packed_deltas_with(rest, count, &mut values, |n| n as f64 / power)?;
+            Column::F64(values)
         }
         ValueEncoding::RawF64 => {
             if data.len() != count * 8 {
