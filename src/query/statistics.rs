@@ -2,9 +2,9 @@
 //! sample standard deviation and variance.
 //!
 //! The series are scanned in parts of [`SERIES_PER_PART`] on all cores,
-//! each part into its own [`Accumulator`]; the parts are then merged in
-//! series order and the percentiles are selected together (see
-//! `crate::aggregate::percentile_exact`).
+//! each part into its own [`Accumulator`]. The parts are then merged in
+//! series order, and [`Accumulator::finish`] selects the ranks of all six
+//! percentiles together.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -87,6 +87,9 @@ impl QueryEngine {
 
         // One allocation for every kept value, so merging copies each
         // value once.
+        // NOTE: until the parts are dropped every value is held twice, and
+        // the pages of both copies are faulted in anew on each request
+        // (about 60-70 ms of system time for 10M points, measured).
         let mut accumulator = Accumulator::new(&STATISTICS, None);
         accumulator.reserve_for_merge(&partials);
         for partial in &partials {
