@@ -519,9 +519,43 @@ impl Accumulator {
     /// or window width, used by RATE. The state stays valid for more
     /// pushes and merges, but kept percentile values are reordered.
     pub fn finish(&mut self, fns: &[AggFn], width_ns: i64) -> Vec<AggValue> {
+        let ps: Vec<f64> = fns
+            .iter()
+            .filter_map(|&function| quantile_of(function))
+            .collect();
+        if ps.len() < 2 || !self.tracked.quantiles || self.quantiles.is_sketch() {
+            return fns
+                .iter()
+                .map(|&function| self.finish_one(function, width_ns))
+                .collect();
+        }
+        // Several exact percentiles share their selections.
+        let mut percentiles = self.quantiles.percentiles(&ps).into_iter();
         fns.iter()
-            .map(|&function| self.finish_one(function, width_ns))
+            .map(|&function| match quantile_of(function) {
+                Some(_) => percentiles
+                    .next()
+                    .flatten()
+                    .map_or(AggValue::None, AggValue::Number),
+                None => self.finish_one(function, width_ns),
+            })
             .collect()
+    }
+
+    /// Reserves room for the values that merging `others` adds to those
+    /// kept for MEDIAN and PERCENTILE, so the merges copy each value once
+    /// instead of regrowing the vector.
+    pub fn reserve_for_merge(&mut self, others: &[Accumulator]) {
+        if !self.tracked.quantiles {
+            return;
+        }
+        let additional: usize = others.iter().map(|other| other.quantiles.exact_len()).sum();
+        if self
+            .exact_value_cap
+            .is_none_or(|cap| self.quantiles.exact_len() + additional <= cap)
+        {
+            self.quantiles.reserve(additional);
+        }
     }
 
     fn finish_one(&mut self, function: AggFn, width_ns: i64) -> AggValue {
@@ -566,6 +600,16 @@ impl Accumulator {
     }
 }
 
+/// Returns the percentile that MEDIAN or PERCENTILE computes, or None for
+/// other functions.
+fn quantile_of(function: AggFn) -> Option<f64> {
+    match function {
+        AggFn::Median => Some(50.0),
+        AggFn::Percentile(p) => Some(p),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod summary_tests {
     use super::*;
@@ -594,6 +638,33 @@ mod summary_tests {
             by_summary.finish(&fns, 1_000_000_000),
             by_points.finish(&fns, 1_000_000_000)
         );
+    }
+
+    #[test]
+    fn several_percentiles_match_one_at_a_time() {
+        let fns = [
+            AggFn::Mean,
+            AggFn::Percentile(99.0),
+            AggFn::Median,
+            AggFn::Percentile(25.0),
+            AggFn::Percentile(101.0),
+            AggFn::Percentile(90.0),
+        ];
+        let times: Vec<i64> = (0..1001).collect();
+        let values: Vec<f64> = (0..1001).map(|i| ((i * 37) % 101) as f64 / 4.0).collect();
+        let mut together = Accumulator::new(&fns, None);
+        together.push_run(SeriesId(1), &times, ColumnSlice::F64(&values));
+        let actual = together.finish(&fns, 1);
+
+        for (index, &function) in fns.iter().enumerate() {
+            let mut alone = Accumulator::new(&[function], None);
+            alone.push_run(SeriesId(1), &times, ColumnSlice::F64(&values));
+            assert_eq!(
+                actual[index],
+                alone.finish(&[function], 1)[0],
+                "{function:?}"
+            );
+        }
     }
 
     #[test]

@@ -39,6 +39,96 @@ pub fn percentile_exact(values: &mut [f64], p: f64) -> Option<f64> {
     Some(interpolate(lower, upper, fraction))
 }
 
+/// Computes several exact percentiles of `values` at once, each as
+/// [`percentile_exact`] would, and returns them in the order of `ps`.
+///
+/// Every rank that a result needs is selected once. The ranks are taken
+/// from the middle outwards, each selection only inside the part of the
+/// slice between two ranks already in place. For the six percentiles of
+/// GetStatistics over 10M values that took about half the instructions
+/// of six separate selections (callgrind). Once the first
+/// selection has split a large slice, the lower and upper parts are
+/// worked on two threads. Reorders `values`.
+pub fn percentiles_exact(values: &mut [f64], ps: &[f64]) -> Vec<Option<f64>> {
+    let Some(last_rank) = values.len().checked_sub(1) else {
+        return vec![None; ps.len()];
+    };
+    // (lower rank, fraction) per valid p, with the same arithmetic as
+    // `percentile_exact`.
+    let positions: Vec<Option<(usize, f64)>> = ps
+        .iter()
+        .map(|&p| {
+            if !(0.0..=100.0).contains(&p) {
+                return None;
+            }
+            let rank = p * last_rank as f64 / 100.0;
+            let lower_rank = (rank.floor() as usize).min(last_rank);
+            Some((lower_rank, rank - lower_rank as f64))
+        })
+        .collect();
+
+    let mut ranks: Vec<usize> = Vec::with_capacity(2 * ps.len());
+    for &(lower_rank, fraction) in positions.iter().flatten() {
+        ranks.push(lower_rank);
+        if fraction != 0.0 && lower_rank < last_rank {
+            ranks.push(lower_rank + 1);
+        }
+    }
+    ranks.sort_unstable();
+    ranks.dedup();
+    select_ranks(values, 0, &ranks, true);
+
+    positions
+        .iter()
+        .map(|position| {
+            let (lower_rank, fraction) = (*position)?;
+            let lower = values[lower_rank];
+            if fraction == 0.0 || lower_rank == last_rank {
+                return Some(lower);
+            }
+            Some(interpolate(lower, values[lower_rank + 1], fraction))
+        })
+        .collect()
+}
+
+/// Slices shorter than this are not split across threads, because below
+/// it a thread costs more than it saves.
+const PARALLEL_SELECT_MIN_VALUES: usize = 1 << 20;
+
+/// Puts the value of each rank in `ranks` (sorted, unique, relative to
+/// the whole slice that starts `offset` elements before `values`) at its
+/// index, as a full sort would.
+fn select_ranks(values: &mut [f64], offset: usize, ranks: &[usize], parallel: bool) {
+    if ranks.is_empty() {
+        return;
+    }
+    // The rank nearest the middle of the slice splits it most evenly.
+    let middle = offset + values.len() / 2;
+    let split = ranks
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, rank)| rank.abs_diff(middle))
+        .map_or(0, |(index, _)| index);
+    let rank = ranks[split];
+    values.select_nth_unstable_by(rank - offset, f64::total_cmp);
+
+    let (below, rest) = values.split_at_mut(rank - offset);
+    let above = &mut rest[1..];
+    let (lower_ranks, upper_ranks) = (&ranks[..split], &ranks[split + 1..]);
+    let both_large = !lower_ranks.is_empty()
+        && !upper_ranks.is_empty()
+        && below.len().min(above.len()) >= PARALLEL_SELECT_MIN_VALUES;
+    if parallel && both_large {
+        std::thread::scope(|scope| {
+            scope.spawn(|| select_ranks(below, offset, lower_ranks, false));
+            select_ranks(above, rank + 1, upper_ranks, false);
+        });
+    } else {
+        select_ranks(below, offset, lower_ranks, parallel);
+        select_ranks(above, rank + 1, upper_ranks, parallel);
+    }
+}
+
 /// Interpolates linearly from `from` (fraction 0) to `to` (fraction 1).
 ///
 /// Equal endpoints return that value, so two equal infinities give the
@@ -154,6 +244,31 @@ impl QuantileValues {
         }
     }
 
+    /// Computes several percentiles, in the order of `ps`, as
+    /// [`QuantileValues::percentile`] would one at a time. Reorders the
+    /// kept values.
+    pub fn percentiles(&mut self, ps: &[f64]) -> Vec<Option<f64>> {
+        match self {
+            QuantileValues::Exact(values) => percentiles_exact(values, ps),
+            QuantileValues::Sketch(sketch) => ps.iter().map(|&p| sketch.percentile(p)).collect(),
+        }
+    }
+
+    /// Number of exact values kept; 0 once sketched.
+    pub fn exact_len(&self) -> usize {
+        match self {
+            QuantileValues::Exact(values) => values.len(),
+            QuantileValues::Sketch(_) => 0,
+        }
+    }
+
+    /// Reserves room for `additional` more exact values.
+    pub fn reserve(&mut self, additional: usize) {
+        if let QuantileValues::Exact(values) = self {
+            values.reserve(additional);
+        }
+    }
+
     pub fn is_sketch(&self) -> bool {
         matches!(self, QuantileValues::Sketch(_))
     }
@@ -214,6 +329,56 @@ mod tests {
         assert_eq!(percentile_exact(&mut [-inf, 1.0], 0.0), Some(-inf));
         assert_eq!(percentile_exact(&mut [1.0, inf], 0.0), Some(1.0));
         assert!(percentile_exact(&mut [-inf, inf], 50.0).unwrap().is_nan());
+    }
+
+    #[test]
+    fn percentiles_exact_match_one_at_a_time() {
+        let ps = [
+            25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 0.0, 100.0, 99.0, 12.5, -1.0, 101.0,
+        ];
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for len in [0usize, 1, 2, 3, 10, 101, 1000, 4099] {
+            // Few distinct values, so equal neighbours occur, and some
+            // infinities.
+            let values: Vec<f64> = (0..len)
+                .map(|i| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    match i % 97 {
+                        0 => f64::INFINITY,
+                        1 => f64::NEG_INFINITY,
+                        _ => (state % 50) as f64 - 25.0,
+                    }
+                })
+                .collect();
+            let expected: Vec<Option<f64>> = ps
+                .iter()
+                .map(|&p| percentile_exact(&mut values.clone(), p))
+                .collect();
+            let actual = percentiles_exact(&mut values.clone(), &ps);
+            // Debug output, because -inf and +inf as neighbours give NaN.
+            assert_eq!(
+                format!("{actual:?}"),
+                format!("{expected:?}"),
+                "{len} values"
+            );
+        }
+    }
+
+    #[test]
+    fn percentiles_exact_split_across_threads() {
+        // Large enough for the two-thread split of `select_ranks`.
+        let len = 3 * PARALLEL_SELECT_MIN_VALUES + 7;
+        let values: Vec<f64> = (0..len as u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64)
+            .collect();
+        let ps = [25.0, 50.0, 75.0, 90.0, 95.0, 99.0];
+        let expected: Vec<Option<f64>> = ps
+            .iter()
+            .map(|&p| percentile_exact(&mut values.clone(), p))
+            .collect();
+        assert_eq!(percentiles_exact(&mut values.clone(), &ps), expected);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The dense path of aggregations: COUNT, SUM, MEAN, MIN, MAX and RATE
 //! over epoch-aligned buckets of a numeric metric without point filters.
 //!
-//! Each group keeps four flat arrays indexed by bucket number, so a point
-//! costs a comparison and four array updates instead of a bucket lookup
-//! and an accumulator call. Block summaries that fall inside one bucket
+//! Each group keeps a flat array of per-bucket cells (count, sum, min,
+//! max) indexed by bucket number, so a point costs a comparison and three
+//! arithmetic updates instead of a bucket lookup and an accumulator call. Block summaries that fall inside one bucket
 //! are added whole. The result is converted to accumulators, so fill and
 //! output work as on the general path.
 
@@ -15,7 +15,26 @@ use crate::aggregate::{Accumulator, AggFn};
 use crate::model::{ColumnSlice, GroupKey, TimeRange, TimestampNs, group_key};
 use crate::storage::{PointSummary, ScanPart};
 
-/// Count, sum, minimum and maximum per bucket of one group.
+/// Count, sum, minimum and maximum of one bucket.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Cell {
+    const EMPTY: Cell = Cell {
+        count: 0,
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+}
+
+/// The buckets of one group, one [`Cell`] per bucket number. The four
+/// figures of a bucket sit together, so a point touches one cache line.
 #[derive(Default)]
 struct DenseGroup {
     /// Bucket number (`floor(time / width)`) of slot 0.
@@ -23,21 +42,23 @@ struct DenseGroup {
     /// Set when the points span too many buckets for flat arrays; the
     /// query then takes the general path.
     too_sparse: bool,
-    count: Vec<u64>,
-    sum: Vec<f64>,
-    min: Vec<f64>,
-    max: Vec<f64>,
+    cells: Vec<Cell>,
 }
 
 impl DenseGroup {
-    /// Returns the slot of bucket number `bucket`, growing the arrays in
+    /// Returns the slot of bucket number `bucket`, growing the array in
     /// either direction as needed. Returns None, and marks the group too
-    /// sparse, when the arrays would span more than [`MAX_DENSE_SLOTS`].
+    /// sparse, when the array would span more than [`MAX_DENSE_SLOTS`].
     fn slot(&mut self, bucket: i64) -> Option<usize> {
-        if self.count.is_empty() {
+        // Most buckets already have a cell.
+        let offset = bucket.wrapping_sub(self.first_bucket);
+        if !self.cells.is_empty() && (offset as u64) < self.cells.len() as u64 {
+            return Some(offset as usize);
+        }
+        if self.cells.is_empty() {
             self.first_bucket = bucket;
         }
-        let last_bucket = self.first_bucket + self.count.len().max(1) as i64 - 1;
+        let last_bucket = self.first_bucket + self.cells.len().max(1) as i64 - 1;
         let span = bucket
             .max(last_bucket)
             .abs_diff(bucket.min(self.first_bucket));
@@ -47,46 +68,45 @@ impl DenseGroup {
         }
         if bucket < self.first_bucket {
             let grow = (self.first_bucket - bucket) as usize;
-            self.count.splice(0..0, std::iter::repeat_n(0, grow));
-            self.sum.splice(0..0, std::iter::repeat_n(0.0, grow));
-            self.min
-                .splice(0..0, std::iter::repeat_n(f64::INFINITY, grow));
-            self.max
-                .splice(0..0, std::iter::repeat_n(f64::NEG_INFINITY, grow));
+            self.cells
+                .splice(0..0, std::iter::repeat_n(Cell::EMPTY, grow));
             self.first_bucket = bucket;
         }
         let slot = (bucket - self.first_bucket) as usize;
-        if slot >= self.count.len() {
-            self.count.resize(slot + 1, 0);
-            self.sum.resize(slot + 1, 0.0);
-            self.min.resize(slot + 1, f64::INFINITY);
-            self.max.resize(slot + 1, f64::NEG_INFINITY);
+        if slot >= self.cells.len() {
+            self.cells.resize(slot + 1, Cell::EMPTY);
         }
         Some(slot)
     }
 
     fn buckets(&self) -> usize {
-        self.count.len()
+        self.cells.len()
     }
 
     /// Adds another group's buckets into this one.
     fn merge(&mut self, other: &DenseGroup) {
-        for slot in 0..other.count.len() {
-            if other.count[slot] == 0 {
+        for (slot, theirs) in other.cells.iter().enumerate() {
+            if theirs.count == 0 {
                 continue;
             }
             let Some(mine) = self.slot(other.first_bucket + slot as i64) else {
                 return;
             };
-            self.count[mine] += other.count[slot];
-            self.sum[mine] += other.sum[slot];
-            self.min[mine] = self.min[mine].min(other.min[slot]);
-            self.max[mine] = self.max[mine].max(other.max[slot]);
+            let cell = &mut self.cells[mine];
+            cell.count += theirs.count;
+            cell.sum += theirs.sum;
+            cell.min = cell.min.min(theirs.min);
+            cell.max = cell.max.max(theirs.max);
         }
     }
 }
 
 /// Adds one sorted run of values to a group.
+///
+/// The points of one bucket are added in a loop of their own. The sum
+/// keeps the order of the points, so the result is the same bit for bit
+/// as adding them one at a time. Stored values are never NaN, so `<` and
+/// `>` give the same minimum and maximum as `f64::min` and `f64::max`.
 fn add_run<T: Copy>(
     group: &mut DenseGroup,
     width_ns: i64,
@@ -94,23 +114,34 @@ fn add_run<T: Copy>(
     values: &[T],
     to_f64: impl Fn(T) -> f64,
 ) {
-    let mut bucket_end = i64::MIN;
-    let mut slot = 0;
-    for (&time_ns, &value) in times.iter().zip(values) {
-        // Points are sorted, so the bucket changes only at its end.
-        if time_ns >= bucket_end {
-            let bucket = time_ns.div_euclid(width_ns);
-            let Some(found) = group.slot(bucket) else {
-                return;
-            };
-            slot = found;
-            bucket_end = (bucket + 1).saturating_mul(width_ns);
+    let len = times.len().min(values.len());
+    let (times, values) = (&times[..len], &values[..len]);
+    let mut from = 0;
+    while from < len {
+        let bucket = times[from].div_euclid(width_ns);
+        let Some(slot) = group.slot(bucket) else {
+            return;
+        };
+        let bucket_end_ns = (bucket + 1).saturating_mul(width_ns);
+        let cell = &mut group.cells[slot];
+        let (mut sum, mut min, mut max) = (cell.sum, cell.min, cell.max);
+        // Points are sorted, so the bucket's points end at the first time
+        // at or after its end.
+        let mut to = from;
+        while to < len && times[to] < bucket_end_ns {
+            let value = to_f64(values[to]);
+            sum += value;
+            if value < min {
+                min = value;
+            }
+            if value > max {
+                max = value;
+            }
+            to += 1;
         }
-        let value = to_f64(value);
-        group.count[slot] += 1;
-        group.sum[slot] += value;
-        group.min[slot] = group.min[slot].min(value);
-        group.max[slot] = group.max[slot].max(value);
+        cell.count += (to - from) as u64;
+        (cell.sum, cell.min, cell.max) = (sum, min, max);
+        from = to;
     }
 }
 
@@ -140,10 +171,11 @@ fn add_summary(group: &mut DenseGroup, width_ns: i64, summary: &PointSummary) ->
         // The group is too sparse; the caller falls back anyway.
         return true;
     };
-    group.count[slot] += summary.count;
-    group.sum[slot] += summary.sum;
-    group.min[slot] = group.min[slot].min(summary.min);
-    group.max[slot] = group.max[slot].max(summary.max);
+    let cell = &mut group.cells[slot];
+    cell.count += summary.count;
+    cell.sum += summary.sum;
+    cell.min = cell.min.min(summary.min);
+    cell.max = cell.max.max(summary.max);
     true
 }
 
@@ -308,19 +340,14 @@ impl QueryEngine {
 
         for (key, group) in dense {
             let buckets = groups.entry(key).or_default();
-            for slot in 0..group.count.len() {
-                if group.count[slot] == 0 {
+            for (slot, cell) in group.cells.iter().enumerate() {
+                if cell.count == 0 {
                     continue;
                 }
                 let start_ns = (group.first_bucket + slot as i64).saturating_mul(width_ns);
                 let end_ns = start_ns.saturating_add(width_ns);
                 let mut accumulator = Accumulator::new(functions, None);
-                accumulator.push_summary(
-                    group.count[slot],
-                    group.sum[slot],
-                    group.min[slot],
-                    group.max[slot],
-                );
+                accumulator.push_summary(cell.count, cell.sum, cell.min, cell.max);
                 buckets.insert(start_ns, (end_ns, accumulator));
             }
         }

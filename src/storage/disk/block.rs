@@ -136,6 +136,13 @@ pub struct ChunkEntry {
     crc: u32,
 }
 
+impl ChunkEntry {
+    /// Byte offset of the chunk in its block file.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
 /// Metadata of a block besides its chunks.
 #[derive(Debug, Clone)]
 pub struct BlockHeader {
@@ -288,7 +295,16 @@ impl Block {
     /// Reads and decodes a chunk.
     pub fn read_chunk(&self, entry: &ChunkEntry) -> Result<(Vec<TimestampNs>, Column), BlockError> {
         let bytes = self.read_chunk_bytes(entry)?;
-        codec::decode_chunk(&bytes, entry.stats.count as usize, self.header.kind).map_err(|err| {
+        self.decode_chunk(entry, &bytes)
+    }
+
+    /// Decodes a chunk's bytes as returned by [`Block::read_chunk_bytes`].
+    pub fn decode_chunk(
+        &self,
+        entry: &ChunkEntry,
+        bytes: &[u8],
+    ) -> Result<(Vec<TimestampNs>, Column), BlockError> {
+        codec::decode_chunk(bytes, entry.stats.count as usize, self.header.kind).map_err(|err| {
             BlockError::Corrupt {
                 path: self.path.clone(),
                 offset: entry.offset,

@@ -23,6 +23,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::block::Block;
 use super::catalog::{Catalog, CatalogMetric, CatalogPolicy};
+use super::chunk_cache::ChunkCache;
 use super::record::{self, MetricDefinition, WalRecord};
 use super::wal::{CommitWait, Wal, WalSeq};
 use super::{DiskConfig, DiskError, Durability};
@@ -236,6 +237,8 @@ pub(super) struct Engine {
     /// Signalled, with `wake` held, when a flush is requested or the
     /// engine stops.
     pub wake_signal: Condvar,
+    /// Encoded block chunks shared by scans; it has its own lock.
+    pub chunk_cache: ChunkCache,
     /// Holds the exclusive lock on `LOCK` while the engine lives.
     pub _lock_file: File,
 }
@@ -710,6 +713,7 @@ impl Engine {
             wal_bytes: self.wal.get().map_or(0, Wal::total_bytes),
             ..StorageStats::default()
         };
+        stats.memory_bytes += self.chunk_cache.used_bytes() as u64;
         for metric in states {
             for block in metric.block_list().iter() {
                 stats.points += block.point_count;

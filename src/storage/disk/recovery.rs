@@ -30,6 +30,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::block::{Block, BlockId, block_path};
 use super::catalog::{Catalog, CatalogError, CatalogPolicy, parse_data_type};
+use super::chunk_cache::ChunkCache;
 use super::engine::{
     Dirs, Engine, Head, Maintenance, MetricState, SeriesState, WakeFlags, flushed_seq,
 };
@@ -234,6 +235,7 @@ fn load_state(
         .iter()
         .map(|p| (p.name.clone(), Duration::from_nanos(p.max_age_ns)))
         .collect();
+    let chunk_cache = ChunkCache::new(config.chunk_cache_bytes);
     Ok(Engine {
         config,
         dirs,
@@ -252,6 +254,7 @@ fn load_state(
         closing: AtomicBool::new(false),
         wake: Mutex::new(WakeFlags::default()),
         wake_signal: Condvar::new(),
+        chunk_cache,
         _lock_file: lock_file,
     })
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::DiskError;
 use super::block::{Block, ChunkEntry};
+use super::chunk_cache::ChunkKey;
 use super::engine::Engine;
 use crate::model::{Column, ColumnSlice, SeriesId, TimeRange, TimestampNs, ValueKind};
 use crate::storage::{PointSummary, ScanPart};
@@ -132,7 +133,7 @@ impl Engine {
                     let decoded = if summaries && inside {
                         None
                     } else {
-                        Some(block.read_chunk(entry)?)
+                        Some(self.read_chunk_cached(block, entry)?)
                     };
                     chunks.push(ChunkRun {
                         block: block.clone(),
@@ -161,6 +162,7 @@ impl Engine {
             let (active_times, active_values) = head.active.as_slices();
             let active_run = slice_in(active_times, active_values, range);
             return emit(
+                self,
                 &mut chunks,
                 frozen_run,
                 active_run,
@@ -171,10 +173,34 @@ impl Engine {
             );
         }
     }
+
+    /// Reads and decodes a chunk, taking its bytes from the chunk cache
+    /// when they are there.
+    fn read_chunk_cached(
+        &self,
+        block: &Block,
+        entry: &ChunkEntry,
+    ) -> Result<(Vec<TimestampNs>, Column), DiskError> {
+        let key = ChunkKey {
+            block: block.id,
+            offset: entry.offset(),
+        };
+        let bytes = match self.chunk_cache.get(key) {
+            Some(bytes) => bytes,
+            None => {
+                let bytes: Arc<[u8]> = block.read_chunk_bytes(entry)?.into();
+                self.chunk_cache.insert(key, bytes.clone());
+                bytes
+            }
+        };
+        Ok(block.decode_chunk(entry, &bytes)?)
+    }
 }
 
 /// Hands the sources over in time order, merging the ones that overlap.
+#[allow(clippy::too_many_arguments)]
 fn emit(
+    engine: &Engine,
     chunks: &mut [ChunkRun],
     frozen: Option<(&[TimestampNs], ColumnSlice<'_>)>,
     active: (&[TimestampNs], ColumnSlice<'_>),
@@ -237,7 +263,7 @@ fn emit(
             if let SpanSource::Chunk(index) = span.source {
                 let chunk = &mut chunks[index];
                 if chunk.decoded.is_none() {
-                    chunk.decoded = Some(chunk.block.read_chunk(&chunk.entry)?);
+                    chunk.decoded = Some(engine.read_chunk_cached(&chunk.block, &chunk.entry)?);
                 }
             }
         }

@@ -1238,3 +1238,69 @@ fn blocks_of_previous_format_decode() {
     assert_eq!(block_files(dir.path()).len(), 4);
     assert_eq!(dump(&storage), dump(&expected), "after compaction");
 }
+
+/// One operation applied to an engine under test.
+type Step = Box<dyn Fn(&DiskStorage)>;
+
+/// Scans every series of every metric twice, so the second scan reads
+/// from the chunk cache where the first one filled it.
+fn dump_twice(storage: &DiskStorage) -> Dump {
+    let first = dump(storage);
+    let second = dump(storage);
+    assert_eq!(first, second, "a cached scan differs from the first scan");
+    second
+}
+
+#[test]
+fn chunk_cache_follows_deletion_retention_compaction() {
+    let cached_dir = tempfile::tempdir().unwrap();
+    let plain_dir = tempfile::tempdir().unwrap();
+    let mut cached_config = manual_config(cached_dir.path());
+    cached_config.compaction_min_blocks = 3;
+    let mut plain_config = manual_config(plain_dir.path());
+    plain_config.compaction_min_blocks = 3;
+    plain_config.chunk_cache_bytes = 0;
+    let cached = DiskStorage::open(cached_config).unwrap();
+    let plain = DiskStorage::open(plain_config).unwrap();
+
+    // The same operations on both engines; after each one the engine with
+    // a warm cache must return what the one without a cache returns.
+    let steps: Vec<Step> = vec![
+        Box::new(|s| {
+            for part in 0..3i64 {
+                let times: Vec<i64> = (part * 100..part * 100 + 100).collect();
+                let values = times.iter().map(|&t| t as f64 / 4.0).collect();
+                s.write(&floats("m", times, values)).unwrap();
+                s.flush().unwrap();
+            }
+        }),
+        // Newer values for old timestamps, in a block of their own.
+        Box::new(|s| {
+            s.write(&floats("m", vec![5, 150, 250], vec![-1.0, -2.0, -3.0]))
+                .unwrap();
+            s.flush().unwrap();
+        }),
+        Box::new(|s| assert!(s.compact().unwrap() >= 1)),
+        Box::new(|s| {
+            s.delete_before("m", 120).unwrap();
+        }),
+        Box::new(|s| {
+            s.delete_metric("m").unwrap();
+        }),
+        // A new metric of the same name reuses nothing of the old one.
+        Box::new(|s| {
+            s.write(&floats("m", vec![1, 2, 3], vec![7.0, 8.0, 9.0]))
+                .unwrap();
+            s.flush().unwrap();
+        }),
+    ];
+    for (index, step) in steps.iter().enumerate() {
+        step(&cached);
+        step(&plain);
+        assert_eq!(dump_twice(&cached), dump(&plain), "after step {index}");
+    }
+    assert!(cached.engine.chunk_cache.used_bytes() > 0);
+    assert_eq!(plain.engine.chunk_cache.used_bytes(), 0);
+    cached.close().unwrap();
+    plain.close().unwrap();
+}

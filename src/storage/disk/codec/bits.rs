@@ -113,6 +113,34 @@ impl<'a> BitReader<'a> {
     pub fn read_bit(&mut self) -> Result<bool, CodecError> {
         Ok(self.read_bits(1)? == 1)
     }
+
+    /// Consumes zero bits, at most `max`, and returns how many it
+    /// consumed. Stops before a one bit and at the end of the input, so a
+    /// long run of zeros costs one step per buffered word instead of one
+    /// per bit.
+    pub fn skip_zeros(&mut self, max: usize) -> usize {
+        let mut skipped = 0;
+        while skipped < max {
+            if self.buffered_bits == 0 {
+                self.refill();
+                if self.buffered_bits == 0 {
+                    break;
+                }
+            }
+            // The buffered bits moved to the top; bits above them are
+            // stale and shifted out.
+            let window = self.buffer << (64 - self.buffered_bits);
+            let available = self.buffered_bits;
+            let wanted = u32::try_from(max - skipped).unwrap_or(u32::MAX);
+            let zeros = window.leading_zeros().min(available).min(wanted);
+            self.buffered_bits -= zeros;
+            skipped += zeros as usize;
+            if zeros < available {
+                break;
+            }
+        }
+        skipped
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +168,27 @@ mod tests {
         for &(value, bits) in &fields {
             assert_eq!(reader.read_bits(bits).unwrap(), value, "{bits}-bit field");
         }
+    }
+
+    #[test]
+    fn skip_zeros_stops_at_one_bits_limit_and_end() {
+        let mut writer = BitWriter::default();
+        writer.write_bits(0, 70);
+        writer.write_bit(true);
+        writer.write_bits(0, 3);
+        writer.write_bit(true);
+        let bytes = writer.finish();
+
+        let mut reader = BitReader::new(&bytes);
+        assert_eq!(reader.skip_zeros(1000), 70);
+        assert!(reader.read_bit().unwrap());
+        assert_eq!(reader.skip_zeros(2), 2);
+        assert_eq!(reader.skip_zeros(1000), 1);
+        assert!(reader.read_bit().unwrap());
+        // Only the padding of the last byte is left.
+        assert_eq!(reader.skip_zeros(1000), 5);
+        assert_eq!(reader.skip_zeros(1000), 0);
+        assert!(reader.read_bit().is_err());
     }
 
     #[test]

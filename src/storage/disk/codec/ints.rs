@@ -71,12 +71,27 @@ pub fn encode_packed_deltas(values: &[i64], out: &mut Vec<u8>) {
 
 pub fn decode_packed_deltas(data: &[u8], count: usize) -> Result<Vec<i64>, CodecError> {
     let mut values = Vec::with_capacity(count);
+    decode_packed_deltas_with(data, count, &mut values, |value| value)?;
+    Ok(values)
+}
+
+/// Decodes `count` values written by [`encode_packed_deltas`] and appends
+/// `convert(value)` for each to `out`, so a caller that wants another
+/// type needs no intermediate vector. On error `out` may hold some of the
+/// values.
+pub fn decode_packed_deltas_with<T: Copy>(
+    data: &[u8],
+    count: usize,
+    out: &mut Vec<T>,
+    convert: impl Fn(i64) -> T,
+) -> Result<(), CodecError> {
     if count == 0 {
-        return Ok(values);
+        return Ok(());
     }
+    out.reserve(count);
     let mut reader = ByteReader::new(data);
     let mut previous = reader.varint_i64("packed integer column")?;
-    values.push(previous);
+    out.push(convert(previous));
     let mut left = count - 1;
     while left > 0 {
         let frame_len = left.min(FRAME_LEN);
@@ -88,14 +103,68 @@ pub fn decode_packed_deltas(data: &[u8], count: usize) -> Result<Vec<i64>, Codec
             });
         }
         let frame_bytes = (frame_len * width as usize).div_ceil(8);
-        let mut bits = BitReader::new(reader.bytes(frame_bytes, "packed integer frame")?);
-        for _ in 0..frame_len {
-            previous = previous.wrapping_add(unzigzag(bits.read_bits(width)?));
-            values.push(previous);
-        }
+        let frame = reader.bytes(frame_bytes, "packed integer frame")?;
+        unpack_frame(frame, width, frame_len, &mut previous, out, &convert)?;
         left -= frame_len;
     }
-    Ok(values)
+    Ok(())
+}
+
+/// Widest field that [`unpack_frame`] reads with one 8-byte load, because
+/// a field may start at any of the 8 bit positions of its first byte.
+const MAX_WORD_FIELD_BITS: u32 = 56;
+
+/// Adds the `len` deltas of one frame to `previous` and appends each
+/// running value. `frame` contains exactly the frame's bytes.
+fn unpack_frame<T: Copy>(
+    frame: &[u8],
+    width: u32,
+    len: usize,
+    previous: &mut i64,
+    out: &mut Vec<T>,
+    convert: &impl Fn(i64) -> T,
+) -> Result<(), CodecError> {
+    if width == 0 {
+        let value = convert(*previous);
+        out.extend((0..len).map(|_| value));
+        return Ok(());
+    }
+    if width > MAX_WORD_FIELD_BITS {
+        let mut bits = BitReader::new(frame);
+        for _ in 0..len {
+            *previous = previous.wrapping_add(unzigzag(bits.read_bits(width)?));
+            out.push(convert(*previous));
+        }
+        return Ok(());
+    }
+    // Each field is read from the big-endian 8-byte word that starts at
+    // its first byte, which avoids the bit-by-bit buffer of `BitReader`.
+    // A range's `map` has an exact length, so `extend` reserves once and
+    // stores without a capacity check per value.
+    let mask = (1u64 << width) - 1;
+    out.extend((0..len).map(|index| {
+        let bit = index * width as usize;
+        let word = load_be_word(frame, bit / 8);
+        let shift = 64 - (bit % 8) as u32 - width;
+        *previous = previous.wrapping_add(unzigzag((word >> shift) & mask));
+        convert(*previous)
+    }));
+    Ok(())
+}
+
+/// Reads 8 bytes big-endian from `offset`, taking bytes past the end of
+/// `bytes` as zero.
+#[inline(always)]
+fn load_be_word(bytes: &[u8], offset: usize) -> u64 {
+    match bytes.get(offset..offset + 8) {
+        Some(word) => u64::from_be_bytes(word.try_into().expect("8 bytes")),
+        None => {
+            let mut word = [0u8; 8];
+            let tail = &bytes[offset.min(bytes.len())..];
+            word[..tail.len()].copy_from_slice(tail);
+            u64::from_be_bytes(word)
+        }
+    }
 }
 
 /// Header bit of a frame-of-reference frame that holds values, not
@@ -244,6 +313,87 @@ mod tests {
             decode_packed_deltas(&out, extremes.len()).unwrap(),
             extremes
         );
+    }
+
+    /// Decodes with `BitReader` alone, the way the packed layout was read
+    /// before the word-load fast path.
+    fn decode_bit_by_bit(data: &[u8], count: usize) -> Result<Vec<i64>, CodecError> {
+        let mut values = Vec::new();
+        if count == 0 {
+            return Ok(values);
+        }
+        let mut reader = ByteReader::new(data);
+        let mut previous = reader.varint_i64("first")?;
+        values.push(previous);
+        let mut left = count - 1;
+        while left > 0 {
+            let frame_len = left.min(FRAME_LEN);
+            let width = u32::from(reader.u8("width")?);
+            let frame_bytes = (frame_len * width as usize).div_ceil(8);
+            let mut bits = BitReader::new(reader.bytes(frame_bytes, "frame")?);
+            for _ in 0..frame_len {
+                previous = previous.wrapping_add(unzigzag(bits.read_bits(width)?));
+                values.push(previous);
+            }
+            left -= frame_len;
+        }
+        Ok(values)
+    }
+
+    #[test]
+    fn word_loads_match_bit_reader_for_every_width() {
+        // Deltas up to 2^k - 1 in magnitude give frames of about k + 1
+        // bits, so k from 0 to 63 covers every width and both paths of
+        // `unpack_frame`.
+        for k in 0..64u32 {
+            let limit = if k == 0 { 0 } else { (1u64 << k) - 1 };
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(k);
+            let values: Vec<i64> = (0..300)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    if limit == 0 {
+                        0
+                    } else {
+                        (state % limit) as i64 - (limit / 2) as i64
+                    }
+                })
+                .collect();
+            let mut out = Vec::new();
+            encode_packed_deltas(&values, &mut out);
+            let fast = decode_packed_deltas(&out, values.len()).unwrap();
+            assert_eq!(fast, values, "k = {k}");
+            assert_eq!(
+                fast,
+                decode_bit_by_bit(&out, values.len()).unwrap(),
+                "k = {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_packed_frames_fail() {
+        let values: Vec<i64> = (0..500).map(|i| i * i).collect();
+        let mut out = Vec::new();
+        encode_packed_deltas(&values, &mut out);
+        for cut in [0, 1, out.len() / 2, out.len() - 1] {
+            assert!(
+                decode_packed_deltas(&out[..cut], values.len()).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn converted_decode_matches_integers() {
+        let values: Vec<i64> = (0..700).map(|i| (i * 7919 % 2003) - 1000).collect();
+        let mut out = Vec::new();
+        encode_packed_deltas(&values, &mut out);
+        let mut scaled = Vec::new();
+        decode_packed_deltas_with(&out, values.len(), &mut scaled, |n| n as f64 / 100.0).unwrap();
+        let expected: Vec<f64> = values.iter().map(|&n| n as f64 / 100.0).collect();
+        assert_eq!(scaled, expected);
     }
 
     #[test]

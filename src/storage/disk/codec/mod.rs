@@ -259,12 +259,14 @@ fn decode_values(encoding: ValueEncoding, data: &[u8], count: usize) -> Result<C
                     detail: format!("{digits} fraction digits is over {MAX_DECIMAL_DIGITS}"),
                 })?;
             let rest = reader.bytes(reader.remaining(), "decimal values")?;
-            let scaled = if encoding == ValueEncoding::Decimal {
-                ints::decode_packed_deltas(rest, count)?
+            let mut values = Vec::with_capacity(count);
+            if encoding == ValueEncoding::Decimal {
+                ints::decode_packed_deltas_with(rest, count, &mut values, |n| n as f64 / power)?;
             } else {
-                ints::decode_reference_frames(rest, count)?
-            };
-            Column::F64(scaled.into_iter().map(|n| n as f64 / power).collect())
+                let scaled = ints::decode_reference_frames(rest, count)?;
+                values.extend(scaled.into_iter().map(|n| n as f64 / power));
+            }
+            Column::F64(values)
         }
         ValueEncoding::BytePlanes => Column::F64(planes::decode(data, count)?),
         ValueEncoding::RawF64 => {

@@ -128,10 +128,22 @@ pub fn decode(data: &[u8], count: usize) -> Result<Vec<i64>, CodecError> {
     let mut time = reader.read_bits(64)? as i64;
     times.push(time);
     let mut delta = 0i64;
-    for _ in 1..count {
-        delta = delta.wrapping_add(read_difference(&mut reader)?);
-        time = time.wrapping_add(delta.wrapping_mul(scale));
-        times.push(time);
+    let mut decoded = 1;
+    while decoded < count {
+        // A zero bit repeats the previous delta; regular series are long
+        // runs of them, taken here a buffered word at a time.
+        let repeats = reader.skip_zeros(count - decoded);
+        let step = delta.wrapping_mul(scale);
+        let base = time;
+        times.extend((1..=repeats as i64).map(|k| base.wrapping_add(step.wrapping_mul(k))));
+        time = base.wrapping_add(step.wrapping_mul(repeats as i64));
+        decoded += repeats;
+        if decoded < count {
+            delta = delta.wrapping_add(read_difference(&mut reader)?);
+            time = time.wrapping_add(delta.wrapping_mul(scale));
+            times.push(time);
+            decoded += 1;
+        }
     }
     Ok(times)
 }
