@@ -241,11 +241,26 @@ pub fn decode_reference_frames_from(
     count: usize,
 ) -> Result<Vec<i64>, CodecError> {
     let mut values = Vec::with_capacity(count);
+    decode_reference_frames_with(reader, count, &mut values, |value| value)?;
+    Ok(values)
+}
+
+/// Decodes `count` values in the frame-of-reference layout from `reader`
+/// and appends `convert(value)` for each to `out`. On error `out` may
+/// hold some of the values.
+pub fn decode_reference_frames_with<T: Copy>(
+    reader: &mut ByteReader<'_>,
+    count: usize,
+    out: &mut Vec<T>,
+    convert: impl Fn(i64) -> T,
+) -> Result<(), CodecError> {
     if count == 0 {
-        return Ok(values);
+        return Ok(());
     }
+    out.reserve(count);
     let mut previous = reader.varint_i64("reference-frame integer column")?;
-    values.push(previous);
+    out.push(convert(previous));
+
     let mut left = count - 1;
     while left > 0 {
         let frame_len = left.min(FRAME_LEN);
@@ -259,32 +274,53 @@ pub fn decode_reference_frames_from(
         }
         let reference = reader.varint_i64("reference frame minimum")?;
         let frame_bytes = (frame_len * width as usize).div_ceil(8);
-        let mut bits = BitReader::new(reader.bytes(frame_bytes, "reference frame")?);
+        let frame = reader.bytes(frame_bytes, "reference frame")?;
+        let holds_values = header & VALUES_FRAME_FLAG != 0;
+
         if width == 0 {
-            if header & VALUES_FRAME_FLAG != 0 {
-                values.resize(values.len() + frame_len, reference);
+            if holds_values {
                 previous = reference;
+                let value = convert(previous);
+                out.extend((0..frame_len).map(|_| value));
             } else {
-                for _ in 0..frame_len {
+                out.extend((0..frame_len).map(|_| {
                     previous = previous.wrapping_add(reference);
-                    values.push(previous);
-                }
+                    convert(previous)
+                }));
             }
-        } else if header & VALUES_FRAME_FLAG != 0 {
+        } else if width > MAX_WORD_FIELD_BITS {
+            let mut bits = BitReader::new(frame);
             for _ in 0..frame_len {
-                previous = reference.wrapping_add(bits.read_bits(width)? as i64);
-                values.push(previous);
+                let number = reference.wrapping_add(bits.read_bits(width)? as i64);
+                previous = if holds_values {
+                    number
+                } else {
+                    previous.wrapping_add(number)
+                };
+                out.push(convert(previous));
             }
         } else {
-            for _ in 0..frame_len {
-                let delta = reference.wrapping_add(bits.read_bits(width)? as i64);
-                previous = previous.wrapping_add(delta);
-                values.push(previous);
+            // One 8-byte load per field, as in `unpack_frame`.
+            let mask = (1u64 << width) - 1;
+            let field = |index: usize| {
+                let bit = index * width as usize;
+                let word = load_be_word(frame, bit / 8);
+                let shift = 64 - (bit % 8) as u32 - width;
+                reference.wrapping_add(((word >> shift) & mask) as i64)
+            };
+            if holds_values {
+                out.extend((0..frame_len).map(|index| convert(field(index))));
+                previous = field(frame_len - 1);
+            } else {
+                out.extend((0..frame_len).map(|index| {
+                    previous = previous.wrapping_add(field(index));
+                    convert(previous)
+                }));
             }
         }
         left -= frame_len;
     }
-    Ok(values)
+    Ok(())
 }
 
 #[cfg(test)]

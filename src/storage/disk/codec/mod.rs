@@ -263,8 +263,10 @@ fn decode_values(encoding: ValueEncoding, data: &[u8], count: usize) -> Result<C
             if encoding == ValueEncoding::Decimal {
                 ints::decode_packed_deltas_with(rest, count, &mut values, |n| n as f64 / power)?;
             } else {
-                let scaled = ints::decode_reference_frames(rest, count)?;
-                values.extend(scaled.into_iter().map(|n| n as f64 / power));
+                let mut reader = ByteReader::new(rest);
+                ints::decode_reference_frames_with(&mut reader, count, &mut values, |n| {
+                    n as f64 / power
+                })?;
             }
             Column::F64(values)
         }
