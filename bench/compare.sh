@@ -219,7 +219,12 @@ log "tidemark: $UNARY_POINTS points as WritePoints calls for acknowledgement lat
 save tm-ingest-unary "$("${TM[@]}" bench ingest --metric "${METRIC}_unary" --points "$UNARY_POINTS" \
   "${DATA_ARGS[@]}" --unary --output json)"
 
+# A graceful stop flushes the head into blocks, as force_flush does for
+# VictoriaMetrics below, so the size after it compares with VM's.
+save tm-storage-final "$("${TM[@]}" metrics storage --output json)"
 kill "$TIDEMARK_PID"; wait "$TIDEMARK_PID" 2>/dev/null || true
+TM_FLUSHED_BYTES=""
+if [[ $ENGINE == disk ]]; then TM_FLUSHED_BYTES=$(du -sb "$WORK/tidemark" | cut -f1); fi
 
 # --- VictoriaMetrics -----------------------------------------------------------
 
@@ -266,6 +271,10 @@ TM_POINTS=$(field tm-storage points)
 TM_MEMORY=$(field tm-storage memory_bytes)
 TM_DISK_PER_POINT=""
 if [[ -n $TM_DISK_BYTES ]]; then TM_DISK_PER_POINT=$(awk -v a="$TM_DISK_BYTES" -v n="$TM_POINTS" 'BEGIN {print a / n}'); fi
+TM_FLUSHED_PER_POINT=""
+if [[ -n $TM_FLUSHED_BYTES ]]; then
+  TM_FLUSHED_PER_POINT=$(awk -v a="$TM_FLUSHED_BYTES" -v n="$(field tm-storage-final points)" 'BEGIN {print a / n}')
+fi
 VM_DISK_PER_POINT=$(awk -v a="$VM_DISK_BYTES" -v n="$POINTS" 'BEGIN {print a / n}')
 
 echo
@@ -282,12 +291,15 @@ row "ack latency p99, per request (ms)" "$(field tm-ingest-unary ack_latency_p99
 row "time until queryable after last ack (s)" "$(field tm-ingest queryable_after_seconds)" "$(field vm-ingest queryable_after_seconds)" 3
 row "mean+max per minute by group, median (ms)" "$(field tm-query aggregate_latency_p50)" "$(field vm-query aggregate_latency_p50)" 1
 row "exact p99 over all points, median (ms)" "$(field tm-query statistics_latency_p50)" "" 1
-row "bytes on disk per point" "$TM_DISK_PER_POINT" "$VM_DISK_PER_POINT" 2
+row "bytes on disk per point, after flush" "$TM_FLUSHED_PER_POINT" "$VM_DISK_PER_POINT" 2
+row "bytes on disk per point, just after load" "$TM_DISK_PER_POINT" "" 2
 row "engine memory estimate per point (bytes)" "$(awk -v a="$TM_MEMORY" -v n="$TM_POINTS" 'BEGIN {print a / n}')" "" 2
 row "peak RSS, VmHWM (MiB)" "$(awk -v k="$TM_RSS_KIB" 'BEGIN {print k / 1024}')" "$(awk -v k="$VM_RSS_KIB" 'BEGIN {print k / 1024}')" 0
 echo
 echo "Rates: higher is better. Latencies, bytes and memory: lower is better."
 echo "The point-per-point row compares against the same VictoriaMetrics JSON-lines load."
+echo "After flush: tidemark after a graceful stop (all $(field tm-storage-final points) points it stored),"
+echo "VictoriaMetrics after /internal/force_flush. Just after load includes tidemark's WAL."
 if [[ $ENGINE == memory ]]; then
   echo "tidemark ran the memory engine, so it wrote nothing to disk (n/a)."
 fi
