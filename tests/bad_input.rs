@@ -785,3 +785,41 @@ async fn metadata_and_policy_names_are_checked() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn huge_rejected_series_lists_hundred_counts_all() {
+    let server = TestServer::start().await;
+    write(&server, vec![double_point("kind", 1, 1.0, &[])]).await;
+
+    let wrong_kind = pb::SeriesPoints {
+        metric: "kind".into(),
+        times_unix_nano: (0..200_000).collect(),
+        bool_values: vec![true; 200_000],
+        ..Default::default()
+    };
+    let no_values = pb::SeriesPoints {
+        metric: "kind".into(),
+        times_unix_nano: (0..200_000).collect(),
+        ..Default::default()
+    };
+    let response = server
+        .ingest()
+        .await
+        .write_points(pb::WritePointsRequest {
+            points: vec![],
+            series: vec![wrong_kind, no_values],
+        })
+        .await
+        .expect("write_points failed")
+        .into_inner();
+
+    assert_eq!(response.accepted, 0);
+    assert_eq!(response.rejected, 400_000);
+    assert_eq!(response.errors.len(), 100);
+    assert_eq!(response.errors[0].index, 0);
+    assert!(
+        response.errors[0].reason.contains("does not fit"),
+        "{}",
+        response.errors[0].reason
+    );
+}

@@ -10,14 +10,14 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::points::decode_message;
 use super::status::DECODE_ERROR_PREFIX;
 use crate::ingest::{IngestError, IngestPipeline};
-use crate::model::Rejection;
 use crate::model::limits::Limits;
+use crate::model::{MAX_LISTED_REJECTIONS, Rejection};
 use crate::proto::raw_ingest::ingest_service_server::IngestService;
 use crate::proto::v1::{PointError, StreamPointsResponse, WritePointsResponse};
 use crate::storage::CommitTicket;
 
 /// Number of rejections a response lists; the count covers all of them.
-const MAX_REPORTED_ERRORS: usize = 100;
+const MAX_REPORTED_ERRORS: usize = MAX_LISTED_REJECTIONS;
 
 /// Messages a stream may apply past its oldest commit that is not yet
 /// durable before it stops reading and waits for that commit. Bounds what
@@ -89,15 +89,19 @@ impl IngestHandler {
     ) -> Result<u64, Status> {
         let decoded = decode_message(message, first_index, &self.limits).map_err(Status::from)?;
         let mut rejections = decoded.rejections;
+        tally.rejected += decoded.unlisted_rejections;
 
         if !decoded.batch.series.is_empty() {
             let applied = self.pipeline.submit(decoded.batch).await?;
             tally.accepted += applied.outcome.accepted;
             tally.ticket = tally.ticket.max(applied.ticket);
+            tally.rejected += applied.outcome.unlisted_rejections;
             rejections.extend(applied.outcome.rejections);
         }
 
-        // Decode-time and storage-time rejections interleave by position.
+        // Decode-time and storage-time rejections interleave by position;
+        // each list holds its lowest positions, so the lowest of both are
+        // listed.
         rejections.sort_by_key(|r| r.index);
         tally.add_rejections(rejections);
         Ok(decoded.point_count)
@@ -150,30 +154,36 @@ impl IngestHandler {
 }
 
 /// Explains why a stream stopped. Tonic reports an oversized message as
-/// OUT_OF_RANGE; clients get RESOURCE_EXHAUSTED for it, INVALID_ARGUMENT
-/// for a message that is not valid protobuf, and how much of the stream
-/// was applied before it.
+/// OUT_OF_RANGE and a body cut inside a message as INTERNAL; clients get
+/// RESOURCE_EXHAUSTED for the first, INVALID_ARGUMENT for the second and
+/// for a message that is not valid protobuf, and with every error how
+/// much of the stream was applied and where to resend from.
 fn stream_error(status: Status, tally: &Tally, next_index: u64) -> Status {
+    let stopped = format!(
+        "the stream stopped there after {} points were accepted and {} rejected",
+        tally.accepted, tally.rejected
+    );
+    let message = status.message();
+
     let undecodable = matches!(status.code(), Code::Internal | Code::InvalidArgument)
-        && status.message().starts_with(DECODE_ERROR_PREFIX);
-    if undecodable {
+        && message.starts_with(DECODE_ERROR_PREFIX);
+    // tonic's error for a body that ends inside a message frame.
+    let cut_frame = status.code() == Code::Internal && message.contains("Unexpected EOF");
+    if undecodable || cut_frame {
         return Status::invalid_argument(format!(
-            "{}; the stream stopped there after {} points were accepted and {} rejected",
-            status.message(),
-            tally.accepted,
-            tally.rejected
+            "{message}; {stopped}; resend from position {next_index}"
         ));
     }
-    let oversized = status.code() == Code::OutOfRange && status.message().contains("too large");
-    if !oversized {
-        return status;
+    if status.code() == Code::OutOfRange && message.contains("too large") {
+        return Status::resource_exhausted(format!(
+            "{message}; {stopped}; resend from position {next_index} in smaller messages"
+        ));
     }
-    Status::resource_exhausted(format!(
-        "{}; the stream stopped there after {} points were accepted and {} rejected; resend from position {next_index} in smaller messages",
-        status.message(),
-        tally.accepted,
-        tally.rejected
-    ))
+    // Other failures (storage, shutdown, cancellation) keep their code.
+    Status::new(
+        status.code(),
+        format!("{message}; {stopped}; resend from position {next_index}"),
+    )
 }
 
 #[tonic::async_trait]

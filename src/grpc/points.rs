@@ -23,7 +23,9 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use super::status::DECODE_ERROR_PREFIX;
 use super::wire::{self, Reader, WireError, WireType};
 use crate::model::limits::{Limits, MAX_TIMESTAMP_NS, check_double_value, check_timestamp};
-use crate::model::{Column, Rejection, SeriesWrite, TagSet, Value, WriteBatch};
+use crate::model::{
+    Column, MAX_LISTED_REJECTIONS, Rejection, SeriesWrite, TagSet, Value, WriteBatch,
+};
 use crate::proto::v1::SeriesPoints;
 
 /// A tonic codec that passes request messages on as their raw bytes and
@@ -111,6 +113,8 @@ fn request_error(source: WireError) -> MalformedMessage {
 pub struct DecodedMessage {
     pub batch: WriteBatch,
     pub rejections: Vec<Rejection>,
+    /// Rejected points beyond the first `MAX_LISTED_REJECTIONS`.
+    pub unlisted_rejections: u64,
     /// Number of points the message carried, valid or not.
     pub point_count: u64,
 }
@@ -176,7 +180,7 @@ pub fn decode_message(
                 let body = reader.length_delimited().map_err(series_error)?;
                 series_bodies.push(body);
             }
-            _ => reader.skip(wire_type).map_err(request_error)?,
+            _ => reader.skip(field, wire_type).map_err(request_error)?,
         }
     }
 
@@ -194,8 +198,14 @@ pub fn decode_message(
     Ok(decoded)
 }
 
+/// Records a rejected point; past `MAX_LISTED_REJECTIONS` it is only
+/// counted.
 fn reject(decoded: &mut DecodedMessage, index: u64, reason: String) {
-    decoded.rejections.push(Rejection { index, reason });
+    if decoded.rejections.len() < MAX_LISTED_REJECTIONS {
+        decoded.rejections.push(Rejection { index, reason });
+    } else {
+        decoded.unlisted_rejections += 1;
+    }
 }
 
 /// The value field of a point as it was on the wire.
@@ -458,7 +468,7 @@ fn read_point_field<'a>(
             wire::expect(field, wire_type, WireType::LengthDelimited, "a map entry")?;
             tag_entries.push(reader.length_delimited()?);
         }
-        _ => reader.skip(wire_type)?,
+        _ => reader.skip(field, wire_type)?,
     }
     Ok(())
 }
@@ -480,7 +490,7 @@ fn read_map_entry(entry: &[u8]) -> Result<(&str, &str), WireError> {
                 wire::expect(field, wire_type, WireType::LengthDelimited, "a string")?;
                 value = reader.length_delimited()?;
             }
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(field, wire_type)?,
         }
     }
     Ok((wire::utf8(key)?, wire::utf8(value)?))
@@ -547,7 +557,7 @@ fn read_series(body: &[u8]) -> Result<SeriesPoints, (&'static str, WireError)> {
                     .map_err(|e| (".string_values", e))?;
                 entry.string_values.push(text);
             }
-            _ => reader.skip(wire_type).map_err(|e| ("", e))?,
+            _ => reader.skip(field, wire_type).map_err(|e| ("", e))?,
         }
     }
     Ok(entry)
@@ -568,9 +578,12 @@ fn series_point_count(entry: &SeriesPoints) -> u64 {
 }
 
 fn reject_all(decoded: &mut DecodedMessage, first_index: u64, count: u64, reason: &str) {
-    for i in 0..count {
+    let room = MAX_LISTED_REJECTIONS.saturating_sub(decoded.rejections.len()) as u64;
+    let listed = count.min(room);
+    for i in 0..listed {
         reject(decoded, first_index + i, reason.to_owned());
     }
+    decoded.unlisted_rejections += count - listed;
 }
 
 fn decode_series(
@@ -629,54 +642,25 @@ fn decode_series(
     let tags = TagSet::from_pairs(entry.tags.into_iter().collect());
     let times_ns = entry.times_unix_nano;
 
-    // Per-point checks (NaN, string length) split the entry into runs of
-    // valid points, so each run keeps exact stream positions.
-    let (values, invalid): (Column, Vec<(usize, String)>) = if !entry.double_values.is_empty() {
-        let invalid = entry
-            .double_values
-            .iter()
-            .enumerate()
-            // The field name is formatted only for an invalid value.
-            .filter(|(_, v)| v.is_nan())
-            .filter_map(|(i, &v)| {
-                check_double_value(&format!("series.double_values[{i}]"), v)
-                    .err()
-                    .map(|r| (i, r))
-            })
-            .collect();
-        (Column::F64(entry.double_values), invalid)
+    // Per-point checks (NaN, string length, time) split the entry into
+    // runs of valid points, so each run keeps exact stream positions.
+    let values = if !entry.double_values.is_empty() {
+        Column::F64(entry.double_values)
     } else if !entry.int_values.is_empty() {
-        (Column::I64(entry.int_values), Vec::new())
+        Column::I64(entry.int_values)
     } else if !entry.bool_values.is_empty() {
-        (Column::Bool(entry.bool_values), Vec::new())
+        Column::Bool(entry.bool_values)
     } else {
-        let invalid = entry
-            .string_values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.len() > limits.max_string_value_bytes)
-            .filter_map(|(i, v)| {
-                limits
-                    .check_string_value(&format!("series.string_values[{i}]"), v)
-                    .err()
-                    .map(|r| (i, r))
-            })
-            .collect();
-        let strings = entry.string_values.into_iter().map(Arc::from).collect();
-        (Column::Str(strings), invalid)
+        Column::Str(entry.string_values.into_iter().map(Arc::from).collect())
     };
-
-    let mut invalid = invalid;
-    for (i, &time_ns) in times_ns.iter().enumerate() {
-        if time_ns <= MAX_TIMESTAMP_NS {
-            continue;
-        }
-        if let Err(reason) = check_timestamp(&format!("series.times_unix_nano[{i}]"), time_ns) {
-            invalid.push((i, reason));
-        }
-    }
-    invalid.sort_by_key(|(i, _)| *i);
-    invalid.dedup_by_key(|(i, _)| *i);
+    let value_invalid = |i: usize| match &values {
+        Column::F64(v) => v[i].is_nan(),
+        Column::Str(v) => v[i].len() > limits.max_string_value_bytes,
+        Column::I64(_) | Column::Bool(_) => false,
+    };
+    let invalid: Vec<usize> = (0..times_ns.len())
+        .filter(|&i| value_invalid(i) || times_ns[i] > MAX_TIMESTAMP_NS)
+        .collect();
 
     if invalid.is_empty() {
         decoded.batch.series.push(SeriesWrite {
@@ -689,12 +673,31 @@ fn decode_series(
         return;
     }
 
-    let mut run_start = 0;
-    let mut boundaries: Vec<usize> = invalid.iter().map(|(i, _)| *i).collect();
-    boundaries.push(times_ns.len());
-    for (i, reason) in invalid {
-        reject(decoded, first_index + i as u64, reason);
+    // Reasons are formatted only for the rejections a response lists.
+    let reason = |i: usize| -> String {
+        let value_error = match &values {
+            Column::F64(v) => check_double_value(&format!("series.double_values[{i}]"), v[i]).err(),
+            Column::Str(v) => limits
+                .check_string_value(&format!("series.string_values[{i}]"), &v[i])
+                .err(),
+            Column::I64(_) | Column::Bool(_) => None,
+        };
+        value_error
+            .or_else(|| check_timestamp(&format!("series.times_unix_nano[{i}]"), times_ns[i]).err())
+            .unwrap_or_default()
+    };
+    for &i in &invalid {
+        let index = first_index + i as u64;
+        if decoded.rejections.len() < MAX_LISTED_REJECTIONS {
+            reject(decoded, index, reason(i));
+        } else {
+            decoded.unlisted_rejections += 1;
+        }
     }
+
+    let mut run_start = 0;
+    let mut boundaries = invalid;
+    boundaries.push(times_ns.len());
     for end in boundaries {
         if end > run_start {
             let slice = values.as_slice().slice(run_start, end);
@@ -1026,5 +1029,34 @@ mod tests {
         };
         assert!(repeated_keys.matches(b"m", &[b"a", b"b", b"c"]));
         assert!(!repeated_keys.matches(b"m", &[b"c", b"a", b"b"]));
+    }
+
+    #[test]
+    fn rejections_past_the_listed_ones_are_counted() {
+        let no_values = SeriesPoints {
+            metric: "m".into(),
+            times_unix_nano: (0..1000).collect(),
+            ..Default::default()
+        };
+        let decoded = decode_structs(vec![], vec![no_values], 0, &Limits::default());
+        assert_eq!(decoded.rejections.len(), MAX_LISTED_REJECTIONS);
+        assert_eq!(decoded.unlisted_rejections, 900);
+        assert_eq!(decoded.rejections[99].index, 99);
+
+        let mut values: Vec<f64> = (0..1000).map(f64::from).collect();
+        for value in values.iter_mut().step_by(2) {
+            *value = f64::NAN;
+        }
+        let every_other_nan = SeriesPoints {
+            metric: "m".into(),
+            times_unix_nano: (0..1000).collect(),
+            double_values: values,
+            ..Default::default()
+        };
+        let decoded = decode_structs(vec![], vec![every_other_nan], 0, &Limits::default());
+        assert_eq!(decoded.rejections.len(), MAX_LISTED_REJECTIONS);
+        assert_eq!(decoded.unlisted_rejections, 400);
+        assert!(decoded.rejections[0].reason.contains("double_values[0]"));
+        assert_eq!(decoded.batch.point_count(), 500);
     }
 }

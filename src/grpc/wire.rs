@@ -9,12 +9,20 @@
 
 use std::fmt;
 
+/// Largest field number protobuf allows, 2^29 - 1.
+const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
+
+/// Deepest nesting of unknown groups that [`Reader::skip`] follows.
+const MAX_GROUP_DEPTH: usize = 64;
+
 /// Wire type of a field, the low three bits of its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireType {
     Varint,
     Fixed64,
     LengthDelimited,
+    StartGroup,
+    EndGroup,
     Fixed32,
 }
 
@@ -24,6 +32,8 @@ impl fmt::Display for WireType {
             WireType::Varint => "varint",
             WireType::Fixed64 => "64-bit",
             WireType::LengthDelimited => "length-delimited",
+            WireType::StartGroup => "start-group",
+            WireType::EndGroup => "end-group",
             WireType::Fixed32 => "32-bit",
         };
         f.write_str(name)
@@ -34,14 +44,22 @@ impl fmt::Display for WireType {
 /// field it was reading.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
-    #[error("message ends inside a field ({needed} more bytes needed, {left} left)")]
+    #[error("message ends inside a field ({needed} bytes needed, {left} left)")]
     Truncated { needed: usize, left: usize },
+    #[error("message ends inside a varint")]
+    TruncatedVarint,
     #[error("varint is longer than 10 bytes or overflows 64 bits")]
     VarintOverflow,
     #[error("field number 0 is not allowed")]
     FieldZero,
-    #[error("wire type {0} is not supported (groups are not part of proto3)")]
-    UnsupportedWireType(u64),
+    #[error("field number {0} is over the protobuf maximum of 536870911")]
+    FieldNumberTooLarge(u64),
+    #[error("wire type {0} is invalid; protobuf defines wire types 0 to 5")]
+    InvalidWireType(u64),
+    #[error("group of field {field} has no end (or ends with field {found})")]
+    UnterminatedGroup { field: u64, found: u64 },
+    #[error("groups nest deeper than {MAX_GROUP_DEPTH} levels")]
+    GroupTooDeep,
     #[error("field {field} has wire type {found}, expected {expected}")]
     WrongWireType {
         field: u32,
@@ -103,7 +121,7 @@ impl<'a> Reader<'a> {
         if self.bytes.len() >= 10 {
             Err(WireError::VarintOverflow)
         } else {
-            Err(WireError::Truncated { needed: 1, left: 0 })
+            Err(WireError::TruncatedVarint)
         }
     }
 
@@ -122,15 +140,17 @@ impl<'a> Reader<'a> {
         if field == 0 {
             return Err(WireError::FieldZero);
         }
-        if field > u64::from(u32::MAX >> 3) {
-            return Err(WireError::VarintOverflow);
+        if field > MAX_FIELD_NUMBER {
+            return Err(WireError::FieldNumberTooLarge(field));
         }
         let wire_type = match key & 7 {
             0 => WireType::Varint,
             1 => WireType::Fixed64,
             2 => WireType::LengthDelimited,
+            3 => WireType::StartGroup,
+            4 => WireType::EndGroup,
             5 => WireType::Fixed32,
-            other => return Err(WireError::UnsupportedWireType(other)),
+            other => return Err(WireError::InvalidWireType(other)),
         };
         Ok((field as u32, wire_type))
     }
@@ -162,13 +182,49 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
-    /// Skips the value of a field this reader's caller does not know.
-    pub fn skip(&mut self, wire_type: WireType) -> Result<(), WireError> {
+    /// Skips the value of a field this reader's caller does not know. A
+    /// group (a proto2 feature) is skipped up to its end, as other
+    /// protobuf decoders do.
+    pub fn skip(&mut self, field: u32, wire_type: WireType) -> Result<(), WireError> {
+        self.skip_nested(u64::from(field), wire_type, 0)
+    }
+
+    fn skip_nested(
+        &mut self,
+        field: u64,
+        wire_type: WireType,
+        depth: usize,
+    ) -> Result<(), WireError> {
         match wire_type {
             WireType::Varint => self.varint().map(drop),
             WireType::Fixed64 => self.take(8).map(drop),
             WireType::LengthDelimited => self.length_delimited().map(drop),
             WireType::Fixed32 => self.take(4).map(drop),
+            WireType::EndGroup => Err(WireError::UnterminatedGroup {
+                field: 0,
+                found: field,
+            }),
+            WireType::StartGroup => {
+                if depth >= MAX_GROUP_DEPTH {
+                    return Err(WireError::GroupTooDeep);
+                }
+                loop {
+                    if self.is_empty() {
+                        return Err(WireError::UnterminatedGroup { field, found: 0 });
+                    }
+                    let (inner, inner_type) = self.key()?;
+                    if inner_type == WireType::EndGroup {
+                        if u64::from(inner) != field {
+                            return Err(WireError::UnterminatedGroup {
+                                field,
+                                found: u64::from(inner),
+                            });
+                        }
+                        return Ok(());
+                    }
+                    self.skip_nested(u64::from(inner), inner_type, depth + 1)?;
+                }
+            }
         }
     }
 }
@@ -420,14 +476,11 @@ mod tests {
             Reader::new(&tenth_too_big).varint(),
             Err(WireError::VarintOverflow)
         );
-        assert!(matches!(
+        assert_eq!(
             Reader::new(&[0x80, 0x80]).varint(),
-            Err(WireError::Truncated { .. })
-        ));
-        assert!(matches!(
-            Reader::new(&[]).varint(),
-            Err(WireError::Truncated { .. })
-        ));
+            Err(WireError::TruncatedVarint)
+        );
+        assert_eq!(Reader::new(&[]).varint(), Err(WireError::TruncatedVarint));
     }
 
     #[test]
@@ -440,11 +493,39 @@ mod tests {
     }
 
     #[test]
-    fn keys_reject_field_zero_and_groups() {
+    fn unknown_groups_are_skipped_to_their_end() {
+        // Field 9 group holding field 1 = 5, then field 2 = 7.
+        let bytes = [0x4b, 0x08, 0x05, 0x4c, 0x10, 0x07];
+        let mut reader = Reader::new(&bytes);
+        let (field, wire_type) = reader.key().unwrap();
+        assert_eq!(wire_type, WireType::StartGroup);
+        reader.skip(field, wire_type).unwrap();
+        assert_eq!(reader.key(), Ok((2, WireType::Varint)));
+
+        let unterminated = [0x4b, 0x08, 0x05];
+        let mut reader = Reader::new(&unterminated);
+        let (field, wire_type) = reader.key().unwrap();
+        assert!(matches!(
+            reader.skip(field, wire_type),
+            Err(WireError::UnterminatedGroup { .. })
+        ));
+
+        let deep = vec![0x4b; 100];
+        let mut reader = Reader::new(&deep);
+        let (field, wire_type) = reader.key().unwrap();
+        assert_eq!(reader.skip(field, wire_type), Err(WireError::GroupTooDeep));
+    }
+
+    #[test]
+    fn keys_reject_field_zero_and_bad_numbers() {
         assert_eq!(Reader::new(&[0x02]).key(), Err(WireError::FieldZero));
         assert_eq!(
-            Reader::new(&[0x0b]).key(),
-            Err(WireError::UnsupportedWireType(3))
+            Reader::new(&[0x0e]).key(),
+            Err(WireError::InvalidWireType(6))
+        );
+        assert_eq!(
+            Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x20]).key(),
+            Err(WireError::FieldNumberTooLarge(1 << 30))
         );
         assert_eq!(
             Reader::new(&[0x0a]).key(),

@@ -341,9 +341,10 @@ impl<'a> ColumnSlice<'a> {
     }
 }
 
-/// Tags of a series, sorted by key with unique keys.
+/// Tags of a series, sorted by key with unique keys. Shared on clone, so
+/// the many write entries of one series cost one copy of its tags.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct TagSet(Vec<(String, String)>);
+pub struct TagSet(Arc<Vec<(String, String)>>);
 
 impl TagSet {
     /// Builds a tag set from pairs in any order. A repeated key keeps the
@@ -357,7 +358,7 @@ impl TagSet {
                 _ => unique.push(pair),
             }
         }
-        TagSet(unique)
+        TagSet(Arc::new(unique))
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -442,6 +443,11 @@ impl WriteBatch {
         self.series.iter().map(SeriesWrite::len).sum()
     }
 }
+
+/// Rejections listed with their reason per message or batch; later ones
+/// are only counted. A response lists at most this many, so a message of
+/// millions of invalid points costs a counter, not a string per point.
+pub const MAX_LISTED_REJECTIONS: usize = 100;
 
 /// A point rejected after validation, by its position in the stream.
 #[derive(Debug, Clone, PartialEq)]

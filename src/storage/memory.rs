@@ -20,8 +20,7 @@ use super::{
 };
 use crate::clock::now_ns;
 use crate::model::{
-    Column, ColumnSlice, DataType, Rejection, SeriesId, SeriesWrite, TagSet, TimeRange,
-    TimestampNs, ValueKind,
+    Column, ColumnSlice, DataType, SeriesId, SeriesWrite, TagSet, TimeRange, TimestampNs, ValueKind,
 };
 
 /// Points of one series: `times_ns` is sorted ascending with one point
@@ -351,12 +350,7 @@ impl Storage for MemoryStorage {
                 Ok(accepted) => outcome.accepted += accepted,
                 Err(reason) => {
                     outcome.rejected_entries.push(entry_index);
-                    outcome
-                        .rejections
-                        .extend((0..entry.len() as u64).map(|i| Rejection {
-                            index: entry.first_index + i,
-                            reason: reason.clone(),
-                        }));
+                    outcome.reject_run(entry.first_index, entry.len() as u64, &reason);
                 }
             }
         }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{
-    ColumnSlice, DataType, Rejection, SeriesId, TagSet, TimeRange, TimestampNs, WriteBatch,
+    ColumnSlice, DataType, MAX_LISTED_REJECTIONS, Rejection, SeriesId, TagSet, TimeRange,
+    TimestampNs, WriteBatch,
 };
 
 /// Errors of the storage layer.
@@ -92,9 +93,31 @@ pub struct WriteOutcome {
     /// Points the engine rejected, such as a value kind that does not fit
     /// the metric's type.
     pub rejections: Vec<Rejection>,
+    /// Rejected points beyond the first `MAX_LISTED_REJECTIONS`, counted
+    /// but not listed.
+    pub unlisted_rejections: u64,
     /// Indexes into `WriteBatch::series` of entries rejected as a whole;
     /// the live aggregator skips them.
     pub rejected_entries: Vec<usize>,
+}
+
+impl WriteOutcome {
+    /// Records that the `count` points from stream position `first_index`
+    /// were rejected for `reason`, listing as many as there is room for.
+    pub fn reject_run(&mut self, first_index: u64, count: u64, reason: &str) {
+        let room = MAX_LISTED_REJECTIONS.saturating_sub(self.rejections.len()) as u64;
+        let listed = count.min(room);
+        self.rejections.extend((0..listed).map(|i| Rejection {
+            index: first_index + i,
+            reason: reason.to_owned(),
+        }));
+        self.unlisted_rejections += count - listed;
+    }
+
+    /// Number of rejected points, listed or not.
+    pub fn rejected(&self) -> u64 {
+        self.rejections.len() as u64 + self.unlisted_rejections
+    }
 }
 
 /// A handle on an applied write for [`Storage::wait_durable`]: the

@@ -28,9 +28,7 @@ use super::record::{self, MetricDefinition, WalRecord};
 use super::wal::{CommitWait, Wal, WalSeq};
 use super::{DiskConfig, DiskError, Durability};
 use crate::clock::now_ns;
-use crate::model::{
-    DataType, Rejection, SeriesId, SeriesWrite, TagSet, TimestampNs, ValueKind, WriteBatch,
-};
+use crate::model::{DataType, SeriesId, SeriesWrite, TagSet, TimestampNs, ValueKind, WriteBatch};
 use crate::storage::memory::SeriesData;
 use crate::storage::{
     CommitTicket, DeleteOutcome, MetricInfo, MetricSpec, RetentionPolicy, SeriesInfo, StorageError,
@@ -347,12 +345,7 @@ impl Engine {
                 Ok(accepted) => outcome.accepted += accepted,
                 Err(reason) => {
                     outcome.rejected_entries.push(entry_index);
-                    outcome
-                        .rejections
-                        .extend((0..entry.len() as u64).map(|i| Rejection {
-                            index: entry.first_index + i,
-                            reason: reason.clone(),
-                        }));
+                    outcome.reject_run(entry.first_index, entry.len() as u64, &reason);
                 }
             }
         }
