@@ -480,3 +480,29 @@ async fn invalid_utf8_in_a_write_is_invalid_argument() {
     assert!(message.contains("UTF-8"), "{message}");
     assert_eq!(count_points(&server, "utf").await, 0);
 }
+
+#[tokio::test]
+async fn stream_ending_inside_a_frame_reports_applied_points() {
+    use prost::Message;
+
+    let server = TestServer::start().await;
+    let (response, mut body) =
+        raw_grpc_call(&server, "/tidemark.v1.IngestService/StreamPoints").await;
+
+    let whole = pb::StreamPointsRequest {
+        points: (0..2).map(|i| double_point("cut", i, 1.0, &[])).collect(),
+        series: vec![],
+    };
+    body.send_data(grpc_frame(&whole.encode_to_vec()), false)
+        .unwrap();
+    // A frame header that announces 100 bytes, followed by 3, then the end.
+    let mut cut = vec![0u8, 0, 0, 0, 100];
+    cut.extend_from_slice(&[0x0a, 0x01, 0x02]);
+    body.send_data(cut.into(), true).unwrap();
+
+    let (code, message) = raw_status(response).await;
+    assert_eq!(code, "3", "{message}");
+    assert!(message.contains("2 points were accepted"), "{message}");
+    assert!(message.contains("resend from position 2"), "{message}");
+    assert_eq!(count_points(&server, "cut").await, 2);
+}
