@@ -75,8 +75,9 @@ fn window_spec(
         None => 0,
         Some(lateness) => i64::try_from(lateness.as_nanos()).map_err(|_| {
             ApiError::invalid(format!(
-                "allowed_lateness is {}s, too long",
-                lateness.as_secs()
+                "allowed_lateness is {}s, over the limit of {}s (i64::MAX nanoseconds)",
+                lateness.as_secs(),
+                i64::MAX / 1_000_000_000
             ))
         })?,
     };

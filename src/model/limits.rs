@@ -53,10 +53,10 @@ impl Limits {
             return Err(format!("{field} is empty; a metric name is required"));
         }
         if name.len() > self.max_metric_name_bytes {
+            // The excerpt of a name this long ends with its length.
             return Err(format!(
-                "{field} {} is {} bytes long, over the limit of {} bytes",
+                "{field} {} is over the limit of {} bytes",
                 excerpt(name),
-                name.len(),
                 self.max_metric_name_bytes
             ));
         }
