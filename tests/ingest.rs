@@ -454,6 +454,7 @@ async fn malformed_message_stops_stream_after_applied_ones() {
     let (code, message) = raw_status(response).await;
     assert_eq!(code, "3", "{message}");
     assert!(message.contains("points[0].metric"), "{message}");
+    assert!(message.contains("(stream position 3)"), "{message}");
     assert!(message.contains("3 points were accepted"), "{message}");
     assert_eq!(count_points(&server, "framed").await, 3);
 }

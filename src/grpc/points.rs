@@ -93,11 +93,15 @@ pub struct MalformedMessage {
 
 /// The error of a malformed field of `points[position]`; formatted only
 /// when it happens.
-fn point_error(position: u64, field: &str, source: WireError) -> MalformedMessage {
-    MalformedMessage {
-        field: format!("points[{position}]{field}"),
-        source,
-    }
+fn point_error(position: u64, index: u64, field: &str, source: WireError) -> MalformedMessage {
+    // A stream's later messages start past position 0; the stream position
+    // is what rejections and resend hints count in.
+    let field = if index == position {
+        format!("points[{position}]{field}")
+    } else {
+        format!("points[{position}]{field} (stream position {index})")
+    };
+    MalformedMessage { field, source }
 }
 
 /// The error of the request's own fields.
@@ -163,10 +167,10 @@ pub fn decode_message(
             REQUEST_POINTS => {
                 let position = index - first_index;
                 wire::expect(field, wire_type, WireType::LengthDelimited, "a message")
-                    .map_err(|e| point_error(position, "", e))?;
+                    .map_err(|e| point_error(position, index, "", e))?;
                 let body = reader
                     .length_delimited()
-                    .map_err(|e| point_error(position, "", e))?;
+                    .map_err(|e| point_error(position, index, "", e))?;
                 points.decode(body, index, position, &mut decoded)?;
                 index += 1;
             }
@@ -293,7 +297,7 @@ impl<'a, 'l> PointDecoder<'a, 'l> {
         let mut fields = PointFields::default();
         self.tag_entries.clear();
         read_point(body, &mut fields, &mut self.tag_entries)
-            .map_err(|(field, e)| point_error(position, field, e))?;
+            .map_err(|(field, e)| point_error(position, index, field, e))?;
 
         // Strings must be UTF-8 even in a point that is rejected later,
         // as every protobuf decoder requires.
@@ -304,16 +308,16 @@ impl<'a, 'l> PointDecoder<'a, 'l> {
         let parsed = if known {
             None
         } else {
-            let metric =
-                wire::utf8(fields.metric).map_err(|e| point_error(position, ".metric", e))?;
+            let metric = wire::utf8(fields.metric)
+                .map_err(|e| point_error(position, index, ".metric", e))?;
             let tags = parse_tag_entries(&self.tag_entries)
-                .map_err(|e| point_error(position, ".tags", e))?;
+                .map_err(|e| point_error(position, index, ".tags", e))?;
             Some((metric, tags))
         };
         let string_value = match fields.value {
-            Some(RawValue::Str(bytes)) => {
-                Some(wire::utf8(bytes).map_err(|e| point_error(position, ".string_value", e))?)
-            }
+            Some(RawValue::Str(bytes)) => Some(
+                wire::utf8(bytes).map_err(|e| point_error(position, index, ".string_value", e))?,
+            ),
             _ => None,
         };
 
