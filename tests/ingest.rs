@@ -279,13 +279,7 @@ async fn half_received_message_stores_nothing() {
     let (_response, mut body) =
         raw_grpc_call(&server, "/tidemark.v1.IngestService/StreamPoints").await;
 
-    let frame = |message: &pb::StreamPointsRequest| {
-        let payload = message.encode_to_vec();
-        let mut framed = vec![0u8];
-        framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        framed.extend_from_slice(&payload);
-        framed
-    };
+    let frame = |message: &pb::StreamPointsRequest| grpc_frame(&message.encode_to_vec());
     let whole = pb::StreamPointsRequest {
         points: (0..5).map(|i| double_point("torn", i, 1.0, &[])).collect(),
         series: vec![],
@@ -296,7 +290,7 @@ async fn half_received_message_stores_nothing() {
             .collect(),
         series: vec![],
     };
-    body.send_data(frame(&whole).into(), false).unwrap();
+    body.send_data(frame(&whole), false).unwrap();
     let cut_frame = frame(&cut);
     body.send_data(cut_frame[..cut_frame.len() / 2].to_vec().into(), false)
         .unwrap();

@@ -99,9 +99,9 @@ impl IngestHandler {
             rejections.extend(applied.outcome.rejections);
         }
 
-        // Decode-time and storage-time rejections interleave by position;
-        // each list holds its lowest positions, so the lowest of both are
-        // listed.
+        // Decode-time and storage-time rejections interleave by position.
+        // Each list contains its lowest positions, so the lowest of both
+        // are listed.
         rejections.sort_by_key(|r| r.index);
         tally.add_rejections(rejections);
         Ok(decoded.point_count)
@@ -153,11 +153,11 @@ impl IngestHandler {
     }
 }
 
-/// Explains why a stream stopped. Tonic reports an oversized message as
-/// OUT_OF_RANGE and a body cut inside a message as INTERNAL; clients get
-/// RESOURCE_EXHAUSTED for the first, INVALID_ARGUMENT for the second and
-/// for a message that is not valid protobuf, and with every error how
-/// much of the stream was applied and where to resend from.
+/// Explains why a stream stopped, with how much of it was applied and
+/// where to resend from. Tonic reports an oversized message as
+/// OUT_OF_RANGE, which becomes RESOURCE_EXHAUSTED. A body cut inside a
+/// message (INTERNAL from tonic) and invalid protobuf become
+/// INVALID_ARGUMENT.
 fn stream_error(status: Status, tally: &Tally, next_index: u64) -> Status {
     let stopped = format!(
         "the stream stopped there after {} points were accepted and {} rejected",

@@ -91,8 +91,9 @@ pub struct MalformedMessage {
     pub source: WireError,
 }
 
-/// The error of a malformed field of `points[position]`; formatted only
-/// when it happens.
+/// Builds the error of a malformed field of `points[position]`. It is
+/// called only when the error happens, so the field name costs nothing
+/// on valid input.
 fn point_error(position: u64, index: u64, field: &str, source: WireError) -> MalformedMessage {
     // A stream's later messages start past position 0; the stream position
     // is what rejections and resend hints count in.
@@ -104,7 +105,7 @@ fn point_error(position: u64, index: u64, field: &str, source: WireError) -> Mal
     MalformedMessage { field, source }
 }
 
-/// The error of the request's own fields.
+/// Builds the error of a malformed field of the request itself.
 fn request_error(source: WireError) -> MalformedMessage {
     MalformedMessage {
         field: "request".to_owned(),
@@ -235,8 +236,8 @@ struct KnownSeries<'a> {
 }
 
 impl KnownSeries<'_> {
-    /// Whether a point with these metric and tag bytes is of this series.
-    /// A false answer only costs a parse.
+    /// Returns whether a point with these metric and tag bytes belongs to
+    /// this series. A false result only costs a parse.
     fn matches(&self, metric_bytes: &[u8], tag_entries: &[&[u8]]) -> bool {
         if self.metric_bytes != metric_bytes || self.tag_entries.len() != tag_entries.len() {
             return false;
@@ -828,7 +829,7 @@ mod tests {
     /// A stored point: position, metric, tags, time and value.
     type Row = (u64, String, Vec<(String, String)>, i64, String);
 
-    /// What a decoded batch says about each stream position.
+    /// Lists the stored point of each accepted stream position.
     fn flatten(decoded: &DecodedMessage) -> Vec<Row> {
         let mut rows = Vec::new();
         for entry in &decoded.batch.series {
@@ -927,8 +928,8 @@ mod tests {
             prop_assert!(rows.next().is_none());
         }
 
-        /// A cut or corrupted message fails with an error or decodes; it
-        /// never panics.
+        /// A cut or corrupted message fails with an error or decodes, and
+        /// must not panic.
         #[test]
         fn damaged_messages_never_panic(
             points in prop::collection::vec(point_strategy(), 1..8),
@@ -954,7 +955,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_in_a_tag_fails_the_message_and_names_the_point() {
+    fn decode_rejects_invalid_utf8_tag() {
         let mut bytes = StreamPointsRequest {
             points: vec![
                 point("m", 1, point::Value::DoubleValue(1.0)),
@@ -1000,7 +1001,7 @@ mod tests {
     }
 
     #[test]
-    fn a_run_breaks_at_a_rejected_point_and_resumes() {
+    fn run_breaks_at_rejected_point() {
         let mut points: Vec<Point> = (0..4)
             .map(|i| point("m", i, point::Value::DoubleValue(i as f64)))
             .collect();
@@ -1013,7 +1014,7 @@ mod tests {
     }
 
     #[test]
-    fn tag_entries_in_another_order_match_the_known_series() {
+    fn known_series_matches_reordered_tags() {
         let entries: [&[u8]; 3] = [b"a", b"b", b"c"];
         let known = KnownSeries {
             metric_bytes: b"m",

@@ -183,8 +183,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips the value of a field this reader's caller does not know. A
-    /// group (a proto2 feature) is skipped up to its end, as other
-    /// protobuf decoders do.
+    /// group (a proto2 feature) is skipped up to its end, as prost's
+    /// `skip_field` does.
     pub fn skip(&mut self, field: u32, wire_type: WireType) -> Result<(), WireError> {
         self.skip_nested(u64::from(field), wire_type, 0)
     }
@@ -241,12 +241,12 @@ fn varint_from_ten(bytes: &[u8; 10]) -> Result<(u64, usize), WireError> {
     let (groups, len) = if ends != 0 {
         // The varint ends in this word; keep its bytes only.
         let len = (ends.trailing_zeros() as usize + 1) / 8;
-        let kept = if len == 8 {
+        let in_varint = if len == 8 {
             word
         } else {
             word & ((1u64 << (8 * len)) - 1)
         };
-        (kept, len)
+        (in_varint, len)
     } else {
         (word, 8)
     };
@@ -287,10 +287,10 @@ fn varint_count(packed: &[u8]) -> usize {
 pub fn expect(
     field: u32,
     found: WireType,
-    wanted: WireType,
+    required: WireType,
     expected: &'static str,
 ) -> Result<(), WireError> {
-    if found == wanted {
+    if found == required {
         Ok(())
     } else {
         Err(WireError::WrongWireType {

@@ -9,9 +9,10 @@
 //! after the batch is applied, so a point is visible to queries before it
 //! is acknowledged, and returns a [`CommitTicket`]. Handlers acknowledge
 //! only after [`IngestPipeline::wait_durable`] for the ticket, which
-//! waits for the WAL commit on a blocking thread. The ingest threads never
-//! wait for fsync, so a stream can apply its next message while the last
-//! one is being synced, and one fsync covers the batches of many streams.
+//! waits for the WAL commit on a blocking thread. The ingest threads do not
+//! wait for the commit's fsync, so a stream can apply its next message
+//! while the last one is being synced, and one fsync covers the batches
+//! of many streams.
 //!
 //! Backpressure: a tokio task must never block on the channel. Each job
 //! carries a permit of a semaphore sized like the channel, and `submit`
@@ -229,8 +230,8 @@ fn run_ingest_thread(
         let result = {
             let _applying = gate.read();
             // NOTE: live windows see the points before they are durable.
-            // After a crash they may have counted points that the WAL
-            // lost, which their writer was never told were stored.
+            // After a crash they may have counted points that the WAL lost
+            // and that were never acknowledged to their writer.
             let result = storage.write_applied(&job.batch);
             if let Ok((outcome, _)) = &result {
                 observer.observe(&job.batch, outcome);

@@ -11,7 +11,7 @@
 //! Frame-of-reference layout: the first value as a zigzag varint, then
 //! the later values in frames of [`FRAME_LEN`]. Each frame starts with a
 //! header byte whose low 7 bits are the bit width `w` (at most 64) and
-//! whose top bit tells what the frame holds: set for the values
+//! whose top bit marks the frame's content: set for the values
 //! themselves, clear for their deltas from the previous value. A zigzag
 //! varint `reference` follows, the smallest number of the frame, then
 //! every number minus `reference` in `w` bits. The encoder picks per
